@@ -1,0 +1,1 @@
+"""hip3 — HIP-3 oracle-dislocation taker for Hyperliquid."""
