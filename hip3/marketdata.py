@@ -1,0 +1,165 @@
+"""Latest-value market data: one cell per market that the feed overwrites and the detector reads.
+
+BBO and asset-context updates are states, not events (DESIGN.md "Market data flows as latest
+values"): a reader that falls behind sees the newest book and oracle, never a queue of stale ones.
+`MarketCells.wait_changed` hands the reader the set of markets changed since it last looked.
+
+Times (`bbo_at`, `ctx_at`, …) are trio clock readings passed in by the caller; exchange
+timestamps (`Bbo.time`, ms) are data only, kept to notice the exchange clock going backwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from types import MappingProxyType
+
+import attrs
+import trio
+from attrs import frozen
+
+from hip3.core import MarketKey
+from hip3.hyperliquid.events import AssetCtx, Bbo
+
+BPS = Decimal(10_000)
+
+
+@frozen
+class MarketState:
+    """Everything known about one market's data right now; all fields None means "no data"."""
+
+    market: MarketKey
+    bbo: Bbo | None = None
+    bbo_at: float | None = None  # trio time the bbo was received
+    ctx: AssetCtx | None = None
+    ctx_at: float | None = None  # trio time the asset context was received
+    oracle_changed_at: float | None = None  # trio time the oracle *value* last changed
+    last_exchange_time: int | None = None  # Bbo.time (exchange ms) of the newest bbo
+    time_regressed_at: float | None = None  # trio time a bbo's exchange time went backwards
+    updates: int = 0
+
+    @property
+    def oracle_px(self) -> Decimal | None:
+        return self.ctx.oracle_px if self.ctx is not None else None
+
+
+def is_valid_bbo(bbo: Bbo | None) -> bool:
+    """A tradeable book: both sides present, positive prices and sizes, bid strictly below ask."""
+    if bbo is None or bbo.bid is None or bbo.ask is None:
+        return False
+    bid, ask = bbo.bid, bbo.ask
+    return bid.px > 0 and ask.px > 0 and bid.sz > 0 and ask.sz > 0 and bid.px < ask.px
+
+
+def bbo_problem(bbo: Bbo | None) -> str | None:
+    """Why a book is not tradeable (for gate details), or None when it is."""
+    if bbo is None:
+        return "no bbo"
+    if bbo.bid is None and bbo.ask is None:
+        return "empty book"
+    if bbo.bid is None:
+        return "no bid"
+    if bbo.ask is None:
+        return "no ask"
+    if bbo.bid.px <= 0 or bbo.ask.px <= 0 or bbo.bid.sz <= 0 or bbo.ask.sz <= 0:
+        return "non-positive price or size"
+    if bbo.bid.px >= bbo.ask.px:
+        return f"crossed book (bid {bbo.bid.px} >= ask {bbo.ask.px})"
+    return None
+
+
+def mid_px(bbo: Bbo | None) -> Decimal | None:
+    """(bid + ask) / 2 of a valid book, else None."""
+    if bbo is None or not is_valid_bbo(bbo):
+        return None
+    assert bbo.bid is not None and bbo.ask is not None
+    return (bbo.bid.px + bbo.ask.px) / 2
+
+
+def spread_bps(bbo: Bbo | None) -> Decimal | None:
+    """(ask − bid) / mid × 10⁴ of a valid book, else None (never infinity: 7.C item 7)."""
+    mid = mid_px(bbo)
+    if mid is None:
+        return None
+    assert bbo is not None and bbo.bid is not None and bbo.ask is not None
+    return (bbo.ask.px - bbo.bid.px) / mid * BPS
+
+
+def with_bbo(state: MarketState, bbo: Bbo, now: float) -> MarketState:
+    """The state after receiving `bbo` at trio time `now` (pure)."""
+    regressed_at = state.time_regressed_at
+    if state.last_exchange_time is not None and bbo.time < state.last_exchange_time:
+        regressed_at = now
+    # The new (earlier) exchange time becomes the baseline: later data is judged monotonic against it.
+    return attrs.evolve(
+        state,
+        bbo=bbo,
+        bbo_at=now,
+        last_exchange_time=bbo.time,
+        time_regressed_at=regressed_at,
+        updates=state.updates + 1,
+    )
+
+
+def with_ctx(state: MarketState, ctx: AssetCtx, now: float) -> MarketState:
+    """The state after receiving `ctx` at trio time `now` (pure)."""
+    oracle_changed_at = state.oracle_changed_at
+    if state.ctx is None or state.ctx.oracle_px != ctx.oracle_px:
+        oracle_changed_at = now
+    return attrs.evolve(
+        state, ctx=ctx, ctx_at=now, oracle_changed_at=oracle_changed_at, updates=state.updates + 1
+    )
+
+
+class MarketCells:
+    """The latest `MarketState` per market, written by the feed and read by one detector task.
+
+    Writers never block and never queue: an update overwrites the cell and marks the market
+    changed. `wait_changed` returns every market changed since the previous call (at once if
+    there are any), so a slow reader sees only the newest state of each market.
+    """
+
+    def __init__(self, markets: Iterable[MarketKey] = ()) -> None:
+        self._states: dict[MarketKey, MarketState] = {m: MarketState(m) for m in markets}
+        self._changed: set[MarketKey] = set()
+        self._wakeup = trio.Event()
+
+    def update_bbo(self, market: MarketKey, bbo: Bbo, now: float) -> None:
+        self._states[market] = with_bbo(self.get(market), bbo, now)
+        self._mark_changed(market)
+
+    def update_ctx(self, market: MarketKey, ctx: AssetCtx, now: float) -> None:
+        self._states[market] = with_ctx(self.get(market), ctx, now)
+        self._mark_changed(market)
+
+    def get(self, market: MarketKey) -> MarketState:
+        """The market's latest state; a market never updated reads as "no data"."""
+        state = self._states.get(market)
+        return state if state is not None else MarketState(market)
+
+    def snapshot(self) -> Mapping[MarketKey, MarketState]:
+        """A read-only copy of every cell (the states themselves are immutable)."""
+        return MappingProxyType(dict(self._states))
+
+    def reset_market_data(self) -> None:
+        """Forget all market data (on disconnect): readiness and the age gates then fail closed.
+
+        The update counters survive so a reader can tell a reset cell from a never-seen one;
+        markets are not marked changed — there is nothing new to evaluate until data arrives.
+        """
+        self._states = {m: MarketState(m, updates=s.updates) for m, s in self._states.items()}
+
+    async def wait_changed(self) -> set[MarketKey]:
+        """Markets changed since the last call; parks until the next update if there are none."""
+        if self._changed:
+            await trio.lowlevel.checkpoint()  # a trio async function always checkpoints
+        while not self._changed:
+            await self._wakeup.wait()
+        changed = self._changed
+        self._changed = set()
+        self._wakeup = trio.Event()
+        return changed
+
+    def _mark_changed(self, market: MarketKey) -> None:
+        self._changed.add(market)
+        self._wakeup.set()
