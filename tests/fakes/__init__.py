@@ -1,0 +1,1 @@
+"""In-memory stand-ins for the exchange used by the tests."""
