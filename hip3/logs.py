@@ -126,4 +126,7 @@ def setup_logging(
     handler.addFilter(RedactSecretsFilter())
     root.addHandler(handler)
     root.setLevel(numeric)
+    # Libraries that log every request at INFO would drown the bot's own lines.
+    for noisy in ("httpx", "httpcore", "hpack", "trio-websocket"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     return handler

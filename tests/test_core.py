@@ -57,7 +57,9 @@ def test_rounding_moves_to_the_nearest_grid_point(px: Decimal, szd: int) -> None
 
 @settings(max_examples=400)
 @given(size=sizes, szd=sz_decimals, px=prices)
-def test_size_rounds_down_to_the_lot_and_never_increases_notional(size: Decimal, szd: int, px: Decimal) -> None:
+def test_size_rounds_down_to_the_lot_and_never_increases_notional(
+    size: Decimal, szd: int, px: Decimal
+) -> None:
     spec = MarketSpec(KEY, szd)
     rounded = spec.round_size(size)
     lot = Decimal(1).scaleb(-szd)
