@@ -44,7 +44,8 @@ from hip3.hyperliquid.parse import (
     parse_ws_frame,
 )
 
-SAMPLES = Path("/work/shared/reference/samples")
+# The recorded exchange responses live in ../shared beside the repository (as in CI).
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "samples"
 
 
 def sample(name: str) -> Any:
