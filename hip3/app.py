@@ -33,6 +33,7 @@ from hip3.executor.task import Executor, ExecutorParams, run_executor
 from hip3.exits import ExitParams, ExitPlanner, run_exits, shutdown_sequence
 from hip3.feed import Feed, market_subscriptions, run_feed, user_subscriptions
 from hip3.hyperliquid import signing, wire
+from hip3.hyperliquid.events import ActionOk, OrderError, StatusSuccess
 from hip3.hyperliquid.info import InfoClient, InfoError, open_info_client
 from hip3.hyperliquid.ws import WsSession, open_ws_session
 from hip3.journal import Journal, open_journal
@@ -308,8 +309,14 @@ async def _run(
 async def _startup_sync(
     bot: Bot, info: InfoClient, handle: TrackerHandle, user: str, key: SecretKey, nonces: signing.NonceManager
 ) -> bool:
-    """Positions from clearinghouseState, then orphaned orders cancelled. False: do not trade."""
+    """Orphaned orders cancelled, then positions from clearinghouseState. False: do not trade.
+
+    Cancelling first means none of our orders can fill between the position snapshot and the
+    userFills subscription (whose snapshot is history and never rebuilds positions).
+    """
     dex = bot.cfg.markets.dex
+    if not await _cancel_orphans(bot, info, user, key, nonces):
+        return False
     try:
         fence = await handle.begin_fetch()
         state = await info.clearinghouse_state(user, dex)
@@ -322,29 +329,53 @@ async def _startup_sync(
     held = ", ".join(f"{m} {p.size} @ {p.entry_px}" for m, p in sorted(view.positions.items())) or "none"
     log.info("positions at startup (dex %s, account value %s): %s", dex, state.account_value, held)
     bot.ready.on_positions_synced()
+    return True
+
+
+#: A cancel answered with this error found the order already gone: the goal is met.
+ALREADY_GONE = "Order was never placed, already canceled, or filled"
+
+
+async def _cancel_orphans(
+    bot: Bot, info: InfoClient, user: str, key: SecretKey, nonces: signing.NonceManager
+) -> bool:
+    """Cancel open orders left in our markets by an earlier run; True only when none is left."""
+    dex = bot.cfg.markets.dex
     try:
         orders = await info.open_orders(user, dex)
     except InfoError as exc:
         log.error("startup open-order query failed, not trading: %s", exc)
         return False
     ours = [o for o in orders if o.coin in bot.markets]
-    if ours:
-        cancels = [(bot.markets[o.coin].asset, o.oid) for o in ours]
-        action = wire.cancel_action(cancels)
-        nonce = nonces.next()
-        body = {
-            "action": action,
-            "nonce": nonce,
-            "signature": signing.sign_l1_action(
-                key.hex, action, nonce, is_mainnet=bot.cfg.network.is_mainnet
-            ),
-        }
-        try:
-            result = await info.post_exchange(body)
-        except InfoError as exc:
-            log.error("cancelling %d orphaned orders failed, not trading: %s", len(ours), exc)
-            return False
-        log.warning("cancelled %d orphaned open orders: %s", len(ours), result)
+    if not ours:
+        return True
+    action = wire.cancel_action([(bot.markets[o.coin].asset, o.oid) for o in ours])
+    nonce = nonces.next()
+    signature = signing.sign_l1_action(key.hex, action, nonce, is_mainnet=bot.cfg.network.is_mainnet)
+    try:
+        result = await info.post_exchange({"action": action, "nonce": nonce, "signature": signature})
+    except InfoError as exc:
+        log.error("cancelling %d orphaned orders failed, not trading: %s", len(ours), exc)
+        return False
+    refused: list[str] = []
+    match result:
+        case ActionOk(statuses=statuses) if len(statuses) == len(ours):
+            for order, status in zip(ours, statuses, strict=True):
+                match status:
+                    case StatusSuccess():
+                        pass
+                    case OrderError(message=message) if message.startswith(ALREADY_GONE):
+                        pass
+                    case _:
+                        refused.append(f"{order.coin} oid {order.oid}: {status}")
+        case _:
+            refused.append(f"{result}")
+    if refused:
+        log.error("orphaned orders could not be cancelled, not trading: %s", "; ".join(refused))
+        return False
+    log.warning(
+        "cancelled %d orphaned open orders: %s", len(ours), ", ".join(f"{o.coin} oid {o.oid}" for o in ours)
+    )
     return True
 
 

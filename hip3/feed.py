@@ -76,7 +76,8 @@ class Feed:
         self.fetch_fills_since = fetch_fills_since
         self.now_ms = now_ms
         self.connections = 0
-        self.disconnected_at_ms: int | None = None
+        # Start of the oldest disconnection whose missed fills are not fetched yet.
+        self.gap_start_ms: int | None = None
         self.last_fill_time_ms: int | None = None
         self.ignored_snapshots = 0
         self.unknown_coins = 0
@@ -115,24 +116,29 @@ class Feed:
                 self.connections += 1
                 self._ready_changed(self.ready.on_connected())
                 if self.connections == 1 or self.sink is None:
-                    # Nothing can have been missed before the first connection: startup synced
-                    # positions from clearinghouseState just before subscribing.
+                    # Nothing can have been missed before the first connection: startup cancelled
+                    # our orders and synced positions from clearinghouseState just before.
                     self._ready_changed(self.ready.on_caught_up())
                 else:
-                    nursery.start_soon(self._catch_up)
+                    nursery.start_soon(self._catch_up, self.connections)
             case Disconnected(reason=reason):
-                self.disconnected_at_ms = self.now_ms()
+                if self.gap_start_ms is None:
+                    self.gap_start_ms = self.now_ms()
                 log.warning("websocket disconnected (%s): entries blocked until READY again", reason)
                 self._ready_changed(self.ready.on_disconnected())
             case _:
                 pass
 
-    async def _catch_up(self) -> None:
-        """Fetch fills missed while disconnected; READY waits for this."""
+    async def _catch_up(self, connection: int) -> None:
+        """Fetch fills missed while disconnected; READY waits for the current connection's catch-up.
+
+        A catch-up for an older connection still delivers its fills but cannot make a newer
+        connection ready: its query ended before the newer gap began.
+        """
         if self.fetch_fills_since is None or self.sink is None or self.user is None:
             self._ready_changed(self.ready.on_caught_up())
             return
-        anchors = [t for t in (self.disconnected_at_ms, self.last_fill_time_ms) if t is not None]
+        anchors = [t for t in (self.gap_start_ms, self.last_fill_time_ms) if t is not None]
         since = (min(anchors) if anchors else self.now_ms()) - CATCH_UP_MARGIN_MS
         delay = 1.0
         while True:
@@ -146,6 +152,14 @@ class Feed:
         if fills:
             log.info("catch-up after reconnect: %d fills since %d handed to the tracker", len(fills), since)
             await self.sink.user_fills(UserFills(user=self.user, is_snapshot=False, fills=tuple(fills)))
+        if connection != self.connections:
+            log.info(
+                "catch-up for connection %d done; connection %d is still catching up",
+                connection,
+                self.connections,
+            )
+            return
+        self.gap_start_ms = None
         self._ready_changed(self.ready.on_caught_up())
 
     def _ready_changed(self, changed: bool) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 from decimal import Decimal
@@ -11,6 +10,7 @@ from decimal import Decimal
 import trio
 
 from hip3.core import Side
+from hip3.logs import setup_logging
 from hip3.sim.accounts import create_throwaway_account
 from hip3.sim.config import SimConfig, SimConfigError, load_sim_config
 from hip3.sim.engine import Engine
@@ -113,7 +113,7 @@ def main(argv: list[str]) -> int:
     if not 0 <= port <= 65535:
         print(f"hip3 sim: --port: expected 0..65535, got {port}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging("INFO")
     try:
         trio.run(_run, config, port, args.watch)
     except KeyboardInterrupt:
