@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -80,6 +81,11 @@ def run_with_config(config_path: str | None, *, mainnet_confirmed: bool) -> int:
     except KeyboardInterrupt:
         _err("hip3: interrupted")
         return 130
+    except Exception:
+        # A task died: log the traceback through the redacting handler (not Python's default
+        # printer) and exit non-zero so systemd restarts the bot.
+        logging.getLogger("hip3").critical("hip3 stopped by an unexpected error", exc_info=True)
+        return 1
 
 
 def _key_status(cfg: Config) -> tuple[str, str | None]:
