@@ -38,6 +38,7 @@ from hip3.hyperliquid.info import InfoClient, InfoError, open_info_client
 from hip3.hyperliquid.ws import WsSession, open_ws_session
 from hip3.journal import Journal, open_journal
 from hip3.keys import KeyLoadError, SecretKey, load_signing_key
+from hip3.market_checks import MarketChecker, initial_conditions, run_market_checks
 from hip3.marketdata import MarketCells
 from hip3.messages import (
     Correction,
@@ -106,6 +107,7 @@ class Bot:
     stop_requested: trio.Event = attrs.field(factory=trio.Event)
     abort_requested: trio.Event = attrs.field(factory=trio.Event)
     journal: Journal | None = None
+    market_checks: MarketChecker | None = None
     signals_seen: int = 0
     flat_at_exit: bool | None = None
 
@@ -157,10 +159,11 @@ async def run_bot(
     hard_stop = HardStop.load(hard_stop_params(cfg))
     async with open_info_client(cfg.network.info_url, exchange_url=cfg.network.exchange_url or None) as info:
         try:
-            by_coin = await info.discover_markets(cfg.markets.dex, list(cfg.markets.coins))
+            discovery = await info.discover(cfg.markets.dex, list(cfg.markets.coins))
         except InfoError as exc:
             log.error("market discovery failed: %s", exc)
             return EXIT_FAILED
+        by_coin = discovery.specs
         if not by_coin:
             log.error("market discovery: dex %r has no tradable markets", cfg.markets.dex)
             return EXIT_FAILED
@@ -179,7 +182,12 @@ async def run_bot(
             cells=MarketCells(specs),
             ready=ReadyState(specs, trading=trading),
             hard_stop=hard_stop,
-            scanner=SignalScanner(specs, detector_params(cfg), params_from(GateParams, cfg.gates)),
+            scanner=SignalScanner(
+                specs,
+                detector_params(cfg),
+                params_from(GateParams, cfg.gates),
+                initial_conditions(discovery.perp_dex, specs),
+            ),
         )
         return await _run(bot, info, key, handle_signals, on_signal, task_status)
 
@@ -259,6 +267,14 @@ async def _run(
             bot.cells,
             bot.scanner,
             signals_send if bot.trading else None,
+        )
+        bot.market_checks = await nursery.start(
+            run_market_checks,
+            info,
+            cfg.markets.dex,
+            bot.specs,
+            bot.scanner.conditions,
+            cfg.gates.param_check_interval_secs,
         )
         if bot.trading:
             assert key is not None and user is not None

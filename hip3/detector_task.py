@@ -27,7 +27,11 @@ log = logging.getLogger(__name__)
 
 @attrs.define
 class MarketConditions:
-    """Facts about a market that come from outside the feed (discovery, periodic checks)."""
+    """Facts about a market that come from outside the feed (discovery, periodic checks).
+
+    Seeded by `hip3.market_checks.initial_conditions`; `run_market_checks` updates the objects in
+    `SignalScanner.conditions` in place.
+    """
 
     oi_cap: Decimal | None = None
     halted: bool = False

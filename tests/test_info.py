@@ -303,6 +303,25 @@ async def test_discover_all_skips_delisted(autojump_clock: trio.testing.MockCloc
     assert specs["XYZ100"].only_isolated and specs["XYZ100"].sz_decimals == 4
 
 
+async def test_discover_returns_the_dex_and_its_oi_caps(autojump_clock: trio.testing.MockClock) -> None:
+    async with client(Recorder(discovery_script)) as info:
+        discovery = await info.discover("xyz", ["TSLA"])
+    assert set(discovery.specs) == {"TSLA"}
+    assert discovery.perp_dex is not None
+    assert (discovery.perp_dex.index, discovery.perp_dex.name) == (2, "xyz")
+    assert discovery.perp_dex.oi_caps["xyz:TSLA"] == Decimal(1)
+    assert len(discovery.perp_dex.oi_caps) == 6
+
+
+async def test_discover_validator_dex_has_no_perp_dex(autojump_clock: trio.testing.MockClock) -> None:
+    meta = {"universe": [{"name": "BTC", "szDecimals": 5, "maxLeverage": 40}]}
+    rec = Recorder(lambda n, body: meta)
+    async with client(rec) as info:
+        discovery = await info.discover("", ["BTC"])
+    assert discovery.perp_dex is None and discovery.specs["BTC"].key == MarketKey("", "BTC", 0)
+    assert [body["type"] for _, _, body in rec.calls] == ["meta"]
+
+
 async def test_discover_missing_or_delisted_coin_is_named(autojump_clock: trio.testing.MockClock) -> None:
     async with client(Recorder(discovery_script)) as info:
         with pytest.raises(InfoError, match="NVDA not listed in dex 'xyz'"):

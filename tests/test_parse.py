@@ -295,6 +295,45 @@ def test_perp_dexs_index_is_array_position() -> None:
         parse_perp_dexs([None, {"fullName": "x"}])
 
 
+def test_perp_dexs_oi_caps_keep_the_exchanges_coin_names(stats: ParseStats) -> None:
+    # Mainnet lists "xyz:TSLA"; the docs' example (hyperliquid.md §4.1) lists bare "COIN1".
+    body = [
+        None,
+        {"name": "test", "assetToStreamingOiCap": [["COIN1", "100000.0"], ["COIN2", "200000.0"]]},
+        {"name": "xyz", "assetToStreamingOiCap": [["xyz:GOLD", "2500000.0"], ["xyz:TSLA", "1e6"]]},
+        {"name": "flx"},
+    ]
+    dexs = parse_perp_dexs(body, stats)
+    assert dexs[0].oi_caps == {"COIN1": Decimal("100000"), "COIN2": Decimal("200000")}
+    assert dexs[1].oi_caps == {"xyz:GOLD": Decimal(2500000), "xyz:TSLA": Decimal(1000000)}
+    assert all(isinstance(v, Decimal) for v in dexs[1].oi_caps.values())
+    assert dexs[2].oi_caps == {}
+    assert stats.total == 0
+
+
+def test_perp_dexs_bad_oi_caps_are_skipped_and_counted(stats: ParseStats) -> None:
+    body = [
+        None,
+        {
+            "name": "xyz",
+            "assetToStreamingOiCap": [
+                ["xyz:A", "1.0"],
+                ["xyz:B", "lots"],
+                ["xyz:C"],
+                ["xyz:D", 1.5],
+                ["xyz:E", "-1"],
+                [None, "1"],
+                ["xyz:F", "NaN"],
+            ],
+        },
+        {"name": "abc", "assetToStreamingOiCap": {"abc:A": "1"}},
+    ]
+    dexs = parse_perp_dexs(body, stats)
+    assert dexs[0].oi_caps == {"xyz:A": Decimal(1)}
+    assert dexs[1].oi_caps == {}
+    assert stats.counts["bad_oi_cap"] == 7
+
+
 def test_meta_and_asset_ctxs_aligns_contexts_with_universe() -> None:
     meta = {
         "universe": [

@@ -7,10 +7,11 @@ the bot's clock.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
 from hip3.core import Cloid, Side
 
@@ -277,6 +278,10 @@ class PerpDex:
     name: str
     full_name: str | None = None
     deployer: str | None = None
+    #: assetToStreamingOiCap: open-interest cap per coin in USD notional, keyed by the coin exactly as
+    #: the exchange names it (mainnet: "xyz:TSLA"; the docs' example: bare "COIN1"). The wire list is
+    #: key-sorted, not in meta order: never derive asset ids from it. Left out of the hash (a dict).
+    oi_caps: Mapping[str, Decimal] = field(factory=dict, hash=False)
 
 
 @frozen

@@ -61,6 +61,15 @@ class InfoError(Exception):
     """An info query or /exchange post could not be answered; the message says why."""
 
 
+@attrs.frozen
+class Discovery:
+    """What startup discovery learned: the markets by coin (no prefix) and the dex's perpDexs entry
+    (None for the validator dex "", which perpDexs lists as null)."""
+
+    specs: dict[str, MarketSpec]
+    perp_dex: PerpDex | None
+
+
 def info_weight(request: dict[str, Any]) -> int:
     kind = request.get("type")
     if kind in LIGHT_INFO_TYPES:
@@ -209,19 +218,25 @@ class InfoClient:
     # discovery
 
     async def discover_markets(self, dex: str, coins: list[str]) -> dict[str, MarketSpec]:
-        """Markets of one dex keyed by coin without prefix; `["*"]` = every listed market.
+        """Markets of one dex keyed by coin without prefix; `["*"]` = every listed market."""
+        return (await self.discover(dex, coins)).specs
+
+    async def discover(self, dex: str, coins: list[str]) -> Discovery:
+        """The markets of one dex (see `discover_markets`) and the dex's perpDexs entry (its OI caps).
 
         asset id = 100000 + perp_dex_index × 10000 + index in meta(dex).universe, where
         perp_dex_index is the dex's position in perpDexs. Never from lists inside perpDexs
         (those are key-sorted, not in meta order: original-system §7.A.16).
         """
+        perp_dex: PerpDex | None = None
         if dex:
             dexs = await self.perp_dexs()
             found = [d for d in dexs if d.name == dex]
             if not found:
                 known = ", ".join(d.name for d in dexs) or "none"
                 raise InfoError(f"discover_markets: dex {dex!r} not in perpDexs (known: {known})")
-            base = 100000 + found[0].index * 10000
+            perp_dex = found[0]
+            base = 100000 + perp_dex.index * 10000
         else:
             base = 0  # validator perps: asset id = index in meta
         meta = await self.meta(dex)
@@ -254,7 +269,7 @@ class InfoClient:
                 max_leverage=asset.max_leverage,
                 only_isolated=asset.only_isolated,
             )
-        return specs
+        return Discovery(specs=specs, perp_dex=perp_dex)
 
 
 def _clip(text: str, limit: int = 300) -> str:

@@ -659,8 +659,37 @@ def parse_meta_and_asset_ctxs(body: Any) -> tuple[Meta, list[AssetCtx]]:
     ]
 
 
-def parse_perp_dexs(body: Any) -> list[PerpDex]:
+def _oi_caps(d: dict[str, Any], path: str, stats: ParseStats) -> dict[str, Decimal]:
+    """assetToStreamingOiCap `[[coin, cap], …]`. A bad pair is counted and skipped rather than failing
+    discovery: the dex's asset ids don't depend on it, and a market without a cap only loses that gate."""
+    raw = d.get("assetToStreamingOiCap")
+    path = f"{path}.assetToStreamingOiCap"
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        stats.count("bad_oi_cap", f"{path}: expected an array, got {_kind(raw)}")
+        return {}
+    caps: dict[str, Decimal] = {}
+    for i, pair in enumerate(raw):
+        where = f"{path}[{i}]"
+        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and pair[0]):
+            stats.count("bad_oi_cap", f"{where}: expected [coin, cap], got {_clip(repr(pair), 80)}")
+            continue
+        try:
+            cap = _to_dec(pair[1], f"{where}[1]")
+        except ParseError as exc:
+            stats.count("bad_oi_cap", str(exc))
+            continue
+        if cap < 0:
+            stats.count("bad_oi_cap", f"{where}[1]: negative cap {cap}")
+            continue
+        caps[pair[0]] = cap
+    return caps
+
+
+def parse_perp_dexs(body: Any, stats: ParseStats | None = None) -> list[PerpDex]:
     """perpDexs: element 0 is null (the validator dex); a dex's index is its position in the array."""
+    stats = STATS if stats is None else stats
     items = _list(body, "perpDexs")
     dexs: list[PerpDex] = []
     for i, item in enumerate(items):
@@ -674,6 +703,7 @@ def parse_perp_dexs(body: Any) -> list[PerpDex]:
                 name=_str(d, "name", path),
                 full_name=_opt_str(d, "fullName", path),
                 deployer=_opt_str(d, "deployer", path),
+                oi_caps=_oi_caps(d, path, stats),
             )
         )
     return dexs

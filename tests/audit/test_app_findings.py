@@ -31,7 +31,6 @@ def observation_config(sim: Any, tmp_path: Path) -> Any:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="A3")
 async def test_the_oi_cap_gate_knows_every_markets_cap(tmp_path: Path) -> None:
     # perpDexs lists assetToStreamingOiCap for every market of the dex; issue 4 item 4 wants the
     # OI-cap gate (and halt / parameter change) reachable in the running bot, not only in unit tests.
