@@ -1,9 +1,15 @@
-"""Market model: a deployer's oracle random walk and makers whose quotes follow it with a lag.
+"""Market model: a deployer's oracle walk and makers whose quotes follow it with a lag.
+
+The oracle moves like a HIP-3 deployer's price (reference/original-system.md §0): small noise
+most of the time, occasional runs of same-direction steps (the underlying trending) and rare
+jumps, and a big move sometimes gives part of itself back on the next update (an overshoot).
+Makers pick each oracle update up after a lag of 1–3 s, so the thin book sits on the wrong side
+of the oracle for that long after a large step — the dislocations a taker strategy trades — and
+the overshoots make some of those trades lose.
 
 Deterministic for a seed: every random stream is its own `random.Random` seeded from
 (seed, coin, purpose), and time is whatever the caller passes to `step` (trio's clock in the
-server, so MockClock runs are reproducible). The lag is what makes the book sometimes sit on the
-wrong side of the oracle by more than fees — the dislocations a taker strategy trades.
+server, so MockClock runs are reproducible).
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 import random
 from collections import deque
 from decimal import ROUND_FLOOR, Decimal
+
+from attrs import frozen
 
 from hip3.core import MarketSpec, Side
 from hip3.sim.config import ModelConfig, SimConfig
@@ -48,25 +56,99 @@ def median3(a: Decimal, b: Decimal, c: Decimal) -> Decimal:
     return sorted((a, b, c))[1]
 
 
+@frozen
+class Dynamics:
+    """Oracle runs, overshoots and maker-lag spread (not [model] keys yet; the defaults are the shipped model).
+
+    Per market and oracle update: a run starts with `trend_probability` and lasts
+    `trend_updates_min..max` updates, each a step of `trend_step_min_bps..max` in one direction
+    (plus the usual noise). A move of at least `revert_min_bps` (a jump or a run's step) is followed
+    with `revert_probability` by a move back of `revert_fraction_min..max` of it, which ends a run.
+    Makers see each oracle update `maker_lag ± maker_lag_jitter` seconds after it happened.
+    """
+
+    trend_probability: float = 0.06
+    trend_updates_min: int = 2
+    trend_updates_max: int = 5
+    trend_step_min_bps: float = 6.0
+    trend_step_max_bps: float = 28.0
+    revert_probability: float = 0.3
+    revert_min_bps: float = 12.0
+    revert_fraction_min: float = 0.4
+    revert_fraction_max: float = 1.0
+    maker_lag_jitter: float = 1.0
+
+
+DYNAMICS = Dynamics()
+
+
 class MarketModel:
     """One market's oracle walk and maker quotes."""
 
-    def __init__(self, market: Market, cfg: ModelConfig, seed: int) -> None:
+    def __init__(self, market: Market, cfg: ModelConfig, seed: int, dynamics: Dynamics = DYNAMICS) -> None:
         self.spec = market.spec
         self.start_px = market.start_px
         self.cfg = cfg
+        self.dyn = dynamics
         coin = market.spec.key.coin
         self.oracle_rng = random.Random(f"{seed}:{coin}:oracle")
         self.book_rng = random.Random(f"{seed}:{coin}:book")
+        self.lag_rng = random.Random(f"{seed}:{coin}:lag")
+        # (when makers see it, oracle): visibility times never decrease, so the book replays the
+        # oracle's path in order, each value 1–3 s late.
         self.history: deque[tuple[float, Decimal]] = deque(maxlen=256)
+        self.trend_left = 0  # updates left in the current run
+        self.trend_dir = 0  # +1 / -1 while a run lasts
+        self.revert_bps = Decimal(0)  # the overshoot to give back on the next update (signed)
+        self.overshooting = False  # the last update is an overshoot: makers don't chase it
+
+    def _move_bps(self) -> Decimal:
+        """The next update's move in bps: noise, then a pending give-back, a run's step, or a jump."""
+        rng, cfg, dyn = self.oracle_rng, self.cfg, self.dyn
+        move = _dec(rng.gauss(0.0, float(cfg.oracle_vol_bps)))
+        self.overshooting = False
+        if self.revert_bps:
+            move += self.revert_bps
+            self.revert_bps = Decimal(0)
+            self.trend_left = 0  # an overshoot coming back ends the run
+            return move
+        if self.trend_left == 0 and rng.random() < dyn.trend_probability:
+            self.trend_left = rng.randint(dyn.trend_updates_min, dyn.trend_updates_max)
+            self.trend_dir = 1 if rng.random() < 0.5 else -1
+        if self.trend_left > 0:
+            self.trend_left -= 1
+            move += self.trend_dir * _dec(rng.uniform(dyn.trend_step_min_bps, dyn.trend_step_max_bps))
+        elif rng.random() < cfg.jump_probability:
+            size = _dec(rng.uniform(float(cfg.jump_min_bps), float(cfg.jump_max_bps)))
+            move += size if rng.random() < 0.5 else -size
+        if abs(move) >= Decimal(str(dyn.revert_min_bps)) and rng.random() < dyn.revert_probability:
+            fraction = _dec(rng.uniform(dyn.revert_fraction_min, dyn.revert_fraction_max))
+            self.revert_bps = -move * fraction
+            self.overshooting = True
+        return move
+
+    def lag(self) -> float:
+        """How long after an oracle update the makers requote around it (≥ 0)."""
+        jitter = self.dyn.maker_lag_jitter
+        return max(0.0, self.cfg.maker_lag + self.lag_rng.uniform(-jitter, jitter))
+
+    def record(self, at: float, oracle: Decimal) -> None:
+        """Remember an oracle update made at `at`; makers see it after a lag, never before an earlier one.
+
+        Makers fade an overshoot (they keep quoting the previous value until the oracle comes back),
+        so a taker who bought the "stale" ask below a spike was wrong.
+        """
+        if self.overshooting:
+            self.overshooting = False
+            return
+        visible = at + self.lag()
+        if self.history:
+            visible = max(visible, self.history[-1][0])
+        self.history.append((visible, oracle))
 
     def next_oracle(self, prev: Decimal) -> Decimal:
-        """One deployer update: Gaussian step plus an occasional jump, clamped, on the price grid."""
-        rng = self.oracle_rng
-        move_bps = _dec(rng.gauss(0.0, float(self.cfg.oracle_vol_bps)))
-        if rng.random() < self.cfg.jump_probability:
-            size = _dec(rng.uniform(float(self.cfg.jump_min_bps), float(self.cfg.jump_max_bps)))
-            move_bps += size if rng.random() < 0.5 else -size
+        """One deployer update (see `_move_bps`), clamped, on the price grid."""
+        move_bps = self._move_bps()
         new = prev * (1 + move_bps * BPS)
         new = clamp_move(prev, new, self.cfg.oracle_max_move_pct)
         new = clamp_band(self.start_px, new, self.cfg.price_band_multiple)
@@ -82,10 +164,10 @@ class MarketModel:
         return self.spec.round_price(mark, up=False)
 
     def reference(self, now: float, current: Decimal) -> Decimal:
-        """The oracle as it was `maker_lag` seconds ago: what the slow makers are quoting around."""
+        """The newest oracle the makers have seen by `now`: what the slow makers are quoting around."""
         ref = self.history[0][1] if self.history else current
-        for t, px in self.history:
-            if t <= now - self.cfg.maker_lag:
+        for visible, px in self.history:
+            if visible <= now:
                 ref = px
             else:
                 break
@@ -116,11 +198,15 @@ class MarketModel:
 class DexModel:
     """Drives every market of the dex: oracle updates every ~oracle_interval, maker requotes."""
 
-    def __init__(self, engine: Engine, config: SimConfig, start: float) -> None:
+    def __init__(
+        self, engine: Engine, config: SimConfig, start: float, dynamics: Dynamics = DYNAMICS
+    ) -> None:
         self.engine = engine
         self.cfg = config.model
         self.rng = random.Random(f"{config.seed}:deployer")
-        self.models = {coin: MarketModel(m, config.model, config.seed) for coin, m in engine.markets.items()}
+        self.models = {
+            coin: MarketModel(m, config.model, config.seed, dynamics) for coin, m in engine.markets.items()
+        }
         self.next_oracle_at = start + self._interval()
         self.next_requote_at = start
         for coin, model in self.models.items():
@@ -147,7 +233,7 @@ class DexModel:
                 continue
             if not market.oracle_frozen:
                 self.engine.set_oracle(coin, model.next_oracle(market.oracle_px), freeze=False)
-            model.history.append((at, market.oracle_px))
+            model.record(at, market.oracle_px)
             bid, ask = market.best(_BUY), market.best(_SELL)
             mark = model.next_mark(
                 market.mark_px,

@@ -59,7 +59,7 @@ def test_oracle_moves_every_interval_and_stays_clamped(config: SimConfig) -> Non
 
 
 def test_book_lags_oracle_into_dislocations(config: SimConfig) -> None:
-    """With the shipped settings a 20 bps taker sees a signal every few tens of seconds."""
+    """With the shipped settings a 20 bps taker sees a dislocation every ten seconds or so (five markets)."""
     stream = _stream(config, seconds=300)
     signals = 0
     active = [False] * len(config.markets)
@@ -69,7 +69,7 @@ def test_book_lags_oracle_into_dislocations(config: SimConfig) -> None:
             now_active = edge > 20
             signals += now_active and not active[i]
             active[i] = now_active
-    assert 5 <= signals <= 60, signals
+    assert 15 <= signals <= 80, signals
 
 
 def test_clamps() -> None:
