@@ -408,7 +408,7 @@ async def _abort_on_second_request(bot: Bot, scope: trio.CancelScope) -> None:
 
 
 async def _watch_positions(bot: Bot, events: trio.MemoryReceiveChannel[PositionEvent]) -> None:
-    """Position hooks: PnL to the hard stop, one readable line per transition."""
+    """Position hooks: PnL to the hard stop and the journal (the tracker logs each transition)."""
     fees_seen = Decimal(0)
     async with events:
         async for event in events:
@@ -416,15 +416,15 @@ async def _watch_positions(bot: Bot, events: trio.MemoryReceiveChannel[PositionE
                 bot.journal.record(event)
             match event:
                 case PositionOpened(market=m, side=side, size=size, entry_px=px):
-                    log.info("position opened: %s %s %s @ %s", m, side, size, px)
+                    log.debug("position opened: %s %s %s @ %s", m, side, size, px)
                 case PositionClosed(market=m, realized_pnl=pnl, held_for=held, exit_px=px):
                     assert bot.tracker is not None
                     fees = bot.tracker.view().fees
                     fee_delta, fees_seen = fees - fees_seen, fees
                     bot.hard_stop.record_pnl(pnl, fee_delta, datetime.now(UTC).date(), trio.current_time())
-                    log.info("position closed: %s @ %s after %.1f s, PnL %s", m, px, held, pnl)
+                    log.debug("position closed: %s @ %s after %.1f s, PnL %s", m, px, held, pnl)
                 case PositionChanged(market=m, size=size, entry_px=px):
-                    log.info("position changed: %s now %s @ %s", m, size, px)
+                    log.debug("position changed: %s now %s @ %s", m, size, px)
                 case Correction():
                     pass  # logged by the resync task
 
@@ -442,7 +442,8 @@ def status_line(bot: Bot) -> str:
         view = bot.tracker.view()
         held = ", ".join(f"{m.coin} {p.size}@{p.entry_px}" for m, p in sorted(view.positions.items()))
         parts.append(f"positions [{held}]")
-        parts.append(f"realized PnL {view.realized_pnl:.4f} fees {view.fees:.4f}")
+        net = view.realized_pnl - view.fees
+        parts.append(f"PnL net {net:.4f} (realized {view.realized_pnl:.4f}, fees {view.fees:.4f})")
     if bot.executor is not None:
         stats = bot.executor.stats
         parts.append(f"orders posted {stats.posted} filled {stats.filled} rejected {stats.rejected}")
