@@ -296,7 +296,17 @@ async def _run(
                 run_exits, handle, bot.cells, flattens_send, params_from(ExitParams, cfg.exits)
             )
             bot.resync = await nursery.start(
-                run_resync, handle, info, user, cfg.markets.dex, cfg.position.position_resync_interval_secs
+                functools.partial(
+                    run_resync,
+                    may_run=lambda: bot.ready.connected and bot.ready.caught_up,
+                    # Any disconnect or reconnect during the fetch voids the snapshot.
+                    link_epoch=lambda: (ws.connections, ws.is_connected, bot.ready.caught_up),
+                ),
+                handle,
+                info,
+                user,
+                cfg.markets.dex,
+                cfg.position.position_resync_interval_secs,
             )
             nursery.start_soon(_watch_positions, bot, handle.subscribe())
         nursery.start_soon(_report_status, bot)

@@ -3,11 +3,16 @@
 Every `position_resync_interval_secs`: ask the tracker for its sequence fence, fetch
 clearinghouseState for the dex, hand both back. The tracker corrects a market only if nothing
 happened there since the fence and nothing is pending; a failed fetch changes nothing.
+
+A resync runs only while the user streams are live and caught up (`may_run`), and its snapshot
+is dropped when the link changed during the fetch (`link_epoch`): while disconnected, fills the
+snapshot already holds would otherwise be applied a second time by the reconnect's catch-up.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 import attrs
@@ -36,6 +41,7 @@ class ResyncStats:
     runs: int = 0
     failures: int = 0
     corrections: int = 0
+    skipped: int = 0
     last_ok_at: float | None = None
 
 
@@ -47,8 +53,10 @@ async def resync_once(
     *,
     stats: ResyncStats,
     fetch_timeout: float,
+    link_epoch: Callable[[], object] | None = None,
 ) -> list[Correction] | None:
-    """One fenced sync; None when the fetch failed (and nothing was changed)."""
+    """One fenced sync; None when the fetch failed or was dropped (and nothing was changed)."""
+    epoch = link_epoch() if link_epoch is not None else None
     fence = await tracker.begin_fetch()
     state: ClearinghouseState | None = None
     try:
@@ -59,6 +67,10 @@ async def resync_once(
     except Exception as exc:  # InfoError, timeout, or a malformed answer: change nothing
         stats.failures += 1
         log.warning("position resync (dex %r) failed, positions unchanged: %s", dex, exc)
+        return None
+    if link_epoch is not None and link_epoch() != epoch:
+        stats.skipped += 1
+        log.info("position resync dropped: the connection changed while clearinghouseState was fetched")
         return None
     corrections = await tracker.apply_snapshot(fence, state, dex=dex)  # compare this dex's markets only
     stats.runs += 1
@@ -80,6 +92,8 @@ async def run_resync(
     *,
     stats: ResyncStats | None = None,
     fetch_timeout: float = 30.0,
+    may_run: Callable[[], bool] | None = None,
+    link_epoch: Callable[[], object] | None = None,
     task_status: trio.TaskStatus[ResyncStats] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Trading mode only (the app does not start it in observation mode); 0 disables it."""
@@ -90,9 +104,19 @@ async def run_resync(
         return
     while True:
         await trio.sleep(interval_secs)
+        if may_run is not None and not may_run():
+            stats.skipped += 1
+            log.info("position resync skipped: user streams not live and caught up")
+            continue
         try:
             await resync_once(
-                tracker, info, user, dex, stats=stats, fetch_timeout=min(fetch_timeout, interval_secs)
+                tracker,
+                info,
+                user,
+                dex,
+                stats=stats,
+                fetch_timeout=min(fetch_timeout, interval_secs),
+                link_epoch=link_epoch,
             )
         except Exception:  # a tracker-side failure must not end the task; the next run tries again
             stats.failures += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -119,3 +120,39 @@ async def test_corrections_are_counted(autojump_clock: Any) -> None:
         nursery.cancel_scope.cancel()
     assert stats.corrections == 1 and stats.runs == 2
     assert tracker.snapshots[0][1] is state
+
+
+async def test_no_resync_while_the_user_streams_are_down(autojump_clock: Any) -> None:
+    # While disconnected the snapshot may hold fills the reconnect catch-up will apply again.
+    tracker, info = FakeTracker(), FakeInfo()
+    info.states = [empty_state()]
+    live = False
+    async with trio.open_nursery() as nursery:
+        stats = await nursery.start(
+            functools.partial(run_resync, may_run=lambda: live), tracker, info, USER, "xyz", 10
+        )
+        await trio.sleep(35)
+        assert info.state_queries == [] and stats.skipped == 3
+        live = True
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    assert len(tracker.snapshots) == 1 and stats.runs == 1
+
+
+async def test_a_snapshot_fetched_across_a_disconnect_is_dropped(autojump_clock: Any) -> None:
+    tracker = FakeTracker()
+    epoch = 1
+
+    class FlakyLinkInfo(FakeInfo):
+        async def clearinghouse_state(self, user: str, dex: str) -> ClearinghouseState:
+            nonlocal epoch
+            epoch += 1  # the link drops (or reconnects) while the request is in the air
+            return empty_state()
+
+    async with trio.open_nursery() as nursery:
+        stats = await nursery.start(
+            functools.partial(run_resync, link_epoch=lambda: epoch), tracker, FlakyLinkInfo(), USER, "xyz", 10
+        )
+        await trio.sleep(11)
+        nursery.cancel_scope.cancel()
+    assert tracker.snapshots == [] and stats.skipped == 1 and stats.runs == 0
