@@ -309,6 +309,7 @@ async def _run(
                 cfg.position.position_resync_interval_secs,
             )
             nursery.start_soon(_watch_positions, bot, handle.subscribe())
+            nursery.start_soon(_watch_fees, bot, handle)
         nursery.start_soon(_report_status, bot)
         task_status.started(bot)
 
@@ -418,25 +419,31 @@ async def _abort_on_second_request(bot: Bot, scope: trio.CancelScope) -> None:
 
 
 async def _watch_positions(bot: Bot, events: trio.MemoryReceiveChannel[PositionEvent]) -> None:
-    """Position hooks: PnL to the hard stop and the journal (the tracker logs each transition)."""
-    fees_seen = Decimal(0)
+    """Position hooks: realized PnL to the hard stop, every transition to the journal.
+
+    The tracker logs each transition; fees reach the hard stop separately (`_watch_fees`)
+    because a fill's fee can arrive after the post response already closed the position.
+    """
     async with events:
         async for event in events:
             if bot.journal is not None:
                 bot.journal.record(event)
             match event:
-                case PositionOpened(market=m, side=side, size=size, entry_px=px):
-                    log.debug("position opened: %s %s %s @ %s", m, side, size, px)
-                case PositionClosed(market=m, realized_pnl=pnl, held_for=held, exit_px=px):
-                    assert bot.tracker is not None
-                    fees = bot.tracker.view().fees
-                    fee_delta, fees_seen = fees - fees_seen, fees
-                    bot.hard_stop.record_pnl(pnl, fee_delta, datetime.now(UTC).date(), trio.current_time())
-                    log.debug("position closed: %s @ %s after %.1f s, PnL %s", m, px, held, pnl)
-                case PositionChanged(market=m, size=size, entry_px=px):
-                    log.debug("position changed: %s now %s @ %s", m, size, px)
-                case Correction():
-                    pass  # logged by the resync task
+                case PositionClosed(realized_pnl=pnl):
+                    bot.hard_stop.record_pnl(pnl, Decimal(0), datetime.now(UTC).date(), trio.current_time())
+                case PositionOpened() | PositionChanged() | Correction():
+                    pass
+
+
+async def _watch_fees(bot: Bot, tracker: TrackerHandle) -> None:
+    """Every fee the tracker learns of counts against the daily loss limit, when it is learnt."""
+    view = tracker.view()
+    fees_seen = view.fees
+    while True:
+        view = await tracker.wait_view_change(view.seq)
+        if view.fees != fees_seen:
+            delta, fees_seen = view.fees - fees_seen, view.fees
+            bot.hard_stop.record_pnl(Decimal(0), delta, datetime.now(UTC).date(), trio.current_time())
 
 
 async def _report_status(bot: Bot) -> None:

@@ -643,3 +643,34 @@ async def test_demo_starts_and_stops_cleanly(caplog: pytest.LogCaptureFixture) -
     assert code == EXIT_OK
     assert "stopped cleanly" in caplog.text
     assert "simulator's final positions for the master account: flat" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Position hooks reach the hard stop
+
+
+async def test_fees_past_the_daily_loss_limit_latch_the_hard_stop_entries_stop_exits_flow(
+    sim: Sim, market: FrozenMarket, accounts: Accounts, tmp_path: Path
+) -> None:
+    # The entry's taker fee (9 bps of ~$99, about 9 cents) alone passes a 1-cent daily loss limit:
+    # the hook must hand it to the hard stop, which then blocks entries while the exit still flows.
+    cfg = bot_config(sim, accounts.master, tmp_path, hard_stop={"max_daily_loss_usd": "0.01"})
+    with trio.fail_after(20):
+        async with running_bot(cfg, accounts.agent) as run:
+            bot = run.b
+            assert not bot.hard_stop.latched
+            await enter(run, sim, market, accounts)
+            await wait_for(lambda: bot.hard_stop.latched, "the hard stop to latch on the daily loss")
+            assert "daily loss" in (bot.hard_stop.reason or "")
+            await exit_by_regression(run, sim, market, accounts)  # exits flow while latched
+            fills_before = len(sim.engine.fills(accounts.master))
+            await dislocate(run, market)
+            await trio.sleep(0.3)  # a signal now must not become an order
+            assert len(sim.engine.fills(accounts.master)) == fills_before
+            assert bot.executor is not None and bot.executor.stats.posted == 2
+            code = await run.stop()
+        assert code == EXIT_OK
+        # systemd restarts the bot: the latch is on disk, entries stay blocked until a human resets it
+        async with running_bot(cfg, accounts.agent) as again:
+            assert again.b.hard_stop.latched
+            await again.stop()
