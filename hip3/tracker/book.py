@@ -358,25 +358,36 @@ class Tracker:
 
     def stale_reservations(self, now: float, older_than: float) -> list[Cloid]:
         """Open reservations created more than `older_than` seconds ago: the executor chases them."""
-        return [e.cloid for e in self._ledger.open_entries() if now - e.created_at >= older_than]
+        # Abandoned ones are not chased again: only a resync can settle them now.
+        return [
+            e.cloid
+            for e in self._ledger.open_entries()
+            if not e.abandoned and now - e.created_at >= older_than
+        ]
 
     def abandon(self, cloid: Cloid, now: float, reason: str) -> list[PositionEvent]:
-        """Release a reservation the executor gave up on; resync repairs the position if it filled."""
+        """The executor gave up on finding this order's outcome.
+
+        The reservation keeps counting and the market stays busy (rule 6: the order may have filled).
+        It ends when the order's fills reach its final total, or when a resync fenced after this call
+        absorbs it (`apply_snapshot`).
+        """
         entry = self._ledger.get(cloid)
-        if entry is None or not entry.is_open:
+        if entry is None or not entry.is_open or entry.abandoned:
             return []
         entry.abandoned = True
         entry.last_activity = now
         self.stats.abandoned += 1
+        self._touch(entry.market)
+        entry.abandoned_seq = self._seq
         log.error(
-            "reservation %s in %s abandoned (%s): applied %s of %s; resync will repair the position",
+            "order %s in %s abandoned (%s): applied %s of %s; its reservation stays until a resync settles it",
             cloid,
             entry.market,
             reason,
             entry.applied_sz,
             entry.reserved_size,
         )
-        self._touch(entry.market)
         return []
 
     def _after_entry_change(self, entry: OrderLedger, was_open: bool, changed: bool) -> None:
@@ -437,6 +448,11 @@ class Tracker:
             return events
         was_open = entry.is_open
         entry.record_stream_fill(fill.tid, fill.sz, fill.px, now)
+        if entry.absorbed:
+            # A1: a resync already took the exchange's position, which holds this fill.
+            log.info("fill %s of %s already in a resync snapshot; tid recorded only", fill.tid, entry.cloid)
+            self._seq += 1  # publish the fee; the market itself did not change, so its fence stays
+            return []
         events = self._apply_entry_delta(entry, now)
         self._after_entry_change(entry, was_open, True)
         return events
@@ -531,7 +547,9 @@ class Tracker:
             if (entry_px is None or entry_px <= 0) and ap.szi != 0:
                 entry_px = abs(ap.position_value / ap.szi) if ap.position_value else None
             exchange[market] = (ap.szi, entry_px)
-        busy = {e.market for e in self._ledger.open_entries()}
+        # An abandoned order does not keep its market busy for a snapshot fenced after the abandonment:
+        # that snapshot is the only way left to learn what the order did.
+        busy = {e.market for e in self._ledger.open_entries() if not e.absorbable(fence)}
         events: list[PositionEvent] = []
         for market in sorted(self._known_keys):
             if dex is not None and market.dex != dex:
@@ -542,22 +560,57 @@ class Tracker:
             theirs, their_px = exchange.get(market, (ZERO, None))
             ours = self.position_size(market)
             if theirs == ours:
-                self._flat_suspects.pop(market, None)
-                continue
-            if theirs == 0:
-                suspect = self._flat_suspects.get(market)
-                market_seq = self._market_seq.get(market, 0)
-                if suspect is None or suspect.market_seq != market_seq or suspect.size != ours:
-                    self._flat_suspects[market] = _FlatSuspect(market_seq=market_seq, size=ours)
-                    self.stats.flat_unconfirmed += 1
-                    log.warning(
-                        "resync: exchange says %s is flat but we hold %s; waiting for a second snapshot",
-                        market,
-                        ours,
-                    )
+                releases = any(e.is_open for e in self._absorbable(market, fence))
+                if theirs == 0 and releases and not self._flat_confirmed(market, ours):
+                    # An empty snapshot may be bogus (7.C item 17): an abandoned order is released on
+                    # "flat" only when a second snapshot says so too.
                     continue
-            events.extend(self._correct(market, theirs, their_px, now))
+                self._flat_suspects.pop(market, None)
+                if self._absorb(market, fence, now):
+                    self._touch(market)  # a reservation ended: publish the view
+                continue
+            if theirs == 0 and not self._flat_confirmed(market, ours):
+                continue
+            corrected = self._correct(market, theirs, their_px, now)
+            if corrected:
+                self._absorb(market, fence, now)
+            events.extend(corrected)
         return events
+
+    def _flat_confirmed(self, market: MarketKey, ours: Decimal) -> bool:
+        """True if the previous snapshot also said flat and nothing happened in `market` since."""
+        suspect = self._flat_suspects.get(market)
+        market_seq = self._market_seq.get(market, 0)
+        if suspect is not None and suspect.market_seq == market_seq and suspect.size == ours:
+            return True
+        self._flat_suspects[market] = _FlatSuspect(market_seq=market_seq, size=ours)
+        self.stats.flat_unconfirmed += 1
+        log.warning(
+            "resync: exchange says %s is flat (we hold %s); waiting for a second snapshot", market, ours
+        )
+        return False
+
+    def _absorbable(self, market: MarketKey, fence: int) -> list[OrderLedger]:
+        return [e for e in self._ledger.entries.values() if e.market == market and e.absorbable(fence)]
+
+    def _absorb(self, market: MarketKey, fence: int, now: float) -> bool:
+        """Mark the market's finished and abandoned orders as contained in the snapshot (A1).
+
+        Returns True if a reservation ended (an abandoned order was released).
+        """
+        released = False
+        for entry in self._absorbable(market, fence):
+            if entry.is_open:
+                released = True
+                log.warning(
+                    "order %s in %s settled by resync: applied %s of its fills, the snapshot holds the rest",
+                    entry.cloid,
+                    market,
+                    entry.applied_sz,
+                )
+            entry.absorbed = True
+            entry.last_activity = now
+        return released
 
     def _correct(
         self, market: MarketKey, theirs: Decimal, their_px: Decimal | None, now: float

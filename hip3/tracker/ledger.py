@@ -40,7 +40,13 @@ class OrderLedger:
     limit_px: Decimal = ZERO
     reduce_only: bool = False
     reserved: bool = False
+    # The executor gave up finding the outcome. The reservation still counts (rule 6) until a resync
+    # whose fence is at least `abandoned_seq` (the tracker seq the abandonment produced) settles it.
     abandoned: bool = False
+    abandoned_seq: int = 0
+    # A resync took the exchange's position for this order's market after the order could no longer
+    # change it unseen: the snapshot contains every fill of it, so later fills only record their tids.
+    absorbed: bool = False
     # the stream source
     stream_tids: set[int] = field(factory=set)
     stream_sz: Decimal = ZERO
@@ -62,12 +68,24 @@ class OrderLedger:
 
     @property
     def is_open(self) -> bool:
-        """The reservation still counts: the order may still fill, or fills it made are not applied yet."""
-        if not self.reserved or self.abandoned:
+        """The reservation still counts: the order may still fill, or fills it made are not applied yet.
+
+        An abandoned order stays open: its outcome is unknown until its fills reach its final total or a
+        resync absorbs it.
+        """
+        if not self.reserved or self.absorbed:
             return False
         if self.final_total is None:
             return True
         return self.applied_sz < self.final_total
+
+    def absorbable(self, fence: int) -> bool:
+        """A snapshot fetched after `fence` holds every fill this order will ever make."""
+        if self.absorbed:
+            return False
+        if self.abandoned:
+            return self.abandoned_seq <= fence
+        return self.is_final and not self.is_open
 
     @property
     def unfilled_size(self) -> Decimal:
@@ -110,7 +128,10 @@ class OrderLedger:
 
         The delta's price makes the applied notional equal the larger source's notional, so the
         position's entry price ends up the order's true VWAP whichever source arrived first.
+        Nothing is applied for an absorbed order: the resync snapshot already holds all its fills.
         """
+        if self.absorbed:
+            return None
         if self.stream_sz >= self.post_sz:
             target_sz, target_ntl = self.stream_sz, self.stream_ntl
         else:

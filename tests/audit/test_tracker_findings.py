@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
-
 from hip3.core import Cloid, MarketKey, Price, Side, Size
 from hip3.hyperliquid.events import AssetPosition, ClearinghouseState, Fill, UserFills
 from hip3.messages import PostUnknown, ReserveDenied, ReserveGranted, ReserveRequest
@@ -83,7 +81,6 @@ def abandoned_order(tracker: Tracker) -> Cloid:
     return request.cloid
 
 
-@pytest.mark.xfail(strict=True, reason="A1")
 def test_late_fill_of_an_abandoned_order_is_not_counted_on_top_of_a_resync_correction() -> None:
     # Exchange truth: the abandoned IOC bought 1 TSLA (one fill, tid 7). The resync sees it first
     # and corrects the tracker to +1; the fill itself arrives afterwards (catch-up after a long
@@ -99,7 +96,6 @@ def test_late_fill_of_an_abandoned_order_is_not_counted_on_top_of_a_resync_corre
     assert tracker.position_size(TSLA) == Decimal(1)
 
 
-@pytest.mark.xfail(strict=True, reason="A2")
 def test_an_unresolved_order_keeps_its_reservation_after_the_executor_gives_up() -> None:
     # DESIGN.md rule 6 / issue 4 item 5: a timed-out post's reservation stays counted until its
     # outcome is known. Cap $15, first order $10 with unknown outcome: a second $10 entry in the

@@ -413,12 +413,13 @@ class FakeTracker:
 
     async def stale_reservations(self, older_than: float) -> list[Cloid]:
         await trio.lowlevel.checkpoint()
-        return [c for c in self.stale if c in self.reservations]
+        given_up = {c for c, _ in self.abandoned}
+        return [c for c in self.stale if c in self.reservations and c not in given_up]
 
     async def abandon(self, cloid: Cloid, reason: str) -> None:
+        # Like the real tracker: the reservation stays counted until a later resync settles it.
         await trio.lowlevel.checkpoint()
         self.abandoned.append((cloid, reason))
-        self._release(cloid)
 
     async def begin_fetch(self) -> int:
         await trio.lowlevel.checkpoint()

@@ -402,19 +402,160 @@ def test_order_resolved_terminal_and_open():
     assert TSLA not in t.view().pending_markets
 
 
-def test_abandon_releases_and_logs_error(caplog):
+def test_abandon_keeps_the_reservation_and_logs_error(caplog):
+    # Rule 6 / A2: the executor gave up, but the order may have filled: the reservation stays.
+    t = make_tracker(per_market=50)
+    r = req(TSLA, size=4, px=10)
+    grant(t, r)
+    t.apply_post_result(r.cloid, PostUnknown("timeout"), 1.0)
+    seq = t.seq
+    with caplog.at_level(logging.ERROR, logger="hip3.tracker"):
+        t.abandon(r.cloid, 100.0, "orderStatus kept failing")
+    assert t.seq > seq  # published: the log and the view say it was abandoned
+    assert TSLA in t.view().pending_markets
+    assert t.pending_notional(TSLA) == D(40)  # 4 x limit 10, still counted
+    assert t.stats.abandoned == 1
+    assert any("abandoned" in rec.message for rec in caplog.records)
+    assert denied(t, req(TSLA, size=1, px=10)) is DenyReason.PENDING_ORDER
+    # the executor does not chase it again (only a resync can settle it), and a repeat is a no-op
+    assert t.stale_reservations(1000.0, older_than=0.0) == []
+    t.abandon(r.cloid, 101.0, "again")
+    assert t.stats.abandoned == 1
+    # a late fill of the abandoned order moves the position (no resync has absorbed it yet)
+    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 4, 10, cloid=r.cloid)), 102.0)
+    assert t.position_size(TSLA) == D(4)
+    assert t.pending_notional(TSLA) == 0  # all 4 of the reserved 4 applied, nothing can add more
+    assert TSLA in t.view().pending_markets  # final total unknown: still waiting for the resync
+    t.apply_snapshot(t.begin_fetch(), chs((TSLA, 4, 10)), 103.0)
+    assert TSLA not in t.view().pending_markets
+    assert t.view().corrections == 0
+
+
+def test_abandoned_reservation_counts_against_the_caps_in_other_markets_too():
+    t = make_tracker(per_market=50, total=60)
+    r = req(TSLA, size=4, px=10)
+    grant(t, r)
+    t.apply_post_result(r.cloid, PostUnknown("timeout"), 1.0)
+    t.abandon(r.cloid, 70.0, "unresolved")
+    # $40 pending in TSLA + $30 in NVDA = $70 > total cap $60
+    assert denied(t, req(NVDA, size=3, px=10)) is DenyReason.TOTAL_NOTIONAL_CAP
+    assert isinstance(t.reserve(req(NVDA, size=2, px=10), 71.0)[0], ReserveGranted)
+
+
+def test_abandoned_order_ends_when_its_fills_reach_the_final_total():
     t = make_tracker()
     r = req(TSLA, size=4, px=10)
     grant(t, r)
     t.apply_post_result(r.cloid, PostUnknown("timeout"), 1.0)
-    with caplog.at_level(logging.ERROR, logger="hip3.tracker"):
-        t.abandon(r.cloid, 100.0, "orderStatus kept failing")
+    status = OrderStatusResult(known=True, status="canceled", orig_sz=D(4), sz=D(1))
+    t.order_resolved(r.cloid, status, 2.0)  # final: 3 filled; the fills never came
+    t.abandon(r.cloid, 70.0, "final but its fills never arrived")
+    assert t.pending_notional(TSLA) == D(30)
+    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 2, 10, cloid=r.cloid, tid=1)), 80.0)
+    assert TSLA in t.view().pending_markets
+    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=r.cloid, tid=2)), 81.0)
     assert TSLA not in t.view().pending_markets
-    assert t.stats.abandoned == 1
-    assert any("abandoned" in rec.message for rec in caplog.records)
-    # a late fill of the abandoned order still moves the position
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 4, 10, cloid=r.cloid)), 101.0)
+    assert t.position_size(TSLA) == D(3)
+
+
+def test_snapshot_fenced_before_the_abandonment_does_not_release_it():
+    t = make_tracker()
+    r = req(TSLA, size=4, px=10)
+    grant(t, r)
+    t.apply_post_result(r.cloid, PostUnknown("timeout"), 1.0)
+    early = t.begin_fetch()
+    t.abandon(r.cloid, 70.0, "unresolved")
+    # fetched before the abandonment, the snapshot may predate the fill: the market stays busy
+    assert t.apply_snapshot(early, chs(), 71.0) == []
+    assert TSLA in t.view().pending_markets
+    assert t.pending_notional(TSLA) == D(40)
+
+
+def test_resync_after_abandonment_corrects_releases_and_absorbs_late_fills():
+    # A1 + A2: the abandoned IOC bought 3 of 4 in two fills; the resync sees the exchange's +3 first.
+    t = make_tracker()
+    r = req(TSLA, size=4, px=10)
+    grant(t, r)
+    t.apply_post_result(r.cloid, PostUnknown("timeout"), 1.0)
+    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=r.cloid, tid=1)), 2.0)
+    t.abandon(r.cloid, 70.0, "unresolved")
+    events = t.apply_snapshot(t.begin_fetch(), chs((TSLA, 3, 10)), 80.0)
+    assert events[0] == Correction(market=TSLA, before=D(1), after=D(3), entry_px=D(10), at=80.0)
+    assert TSLA not in t.view().pending_markets
+    assert t.pending_notional(TSLA) == 0
+    entry = t.reservation(r.cloid)
+    assert entry is not None and entry.absorbed
+    # the rest of its fills, the post response and a status arrive late: none moves the position
+    late = fill(TSLA, Side.BUY, 2, 10, cloid=r.cloid, tid=2, fee="0.02")
+    assert t.apply_user_fills(fills_msg(late), 90.0) == []
+    assert t.is_applied_tid(2)
+    assert t.view().fees == D("0.02")  # the fee still counts (it is not in the position)
+    assert t.apply_user_fills(fills_msg(late), 90.5) == []  # and a repeat does not count it twice
+    assert t.view().fees == D("0.02")
+    t.apply_post_result(r.cloid, Filled(total_sz=D(3), avg_px=D(10), oid=1), 91.0)
+    t.order_resolved(r.cloid, OrderStatusResult(known=True, status="canceled", orig_sz=D(4), sz=D(1)), 92.0)
+    assert t.position_size(TSLA) == D(3)
+    assert TSLA not in t.view().pending_markets
+    # and the next resync has nothing to correct
+    assert t.apply_snapshot(t.begin_fetch(), chs((TSLA, 3, 10)), 100.0) == []
+    assert t.view().corrections == 1
+
+
+def test_late_sell_of_an_abandoned_flatten_does_not_open_a_phantom_short():
+    # A1, flatten variant: the abandoned reduce-only sell closed the long; the resync sees flat
+    # (twice, as flat needs confirming) and then the sell's fill arrives.
+    t = make_tracker()
+    open_position(t, TSLA, Side.BUY, 2, 10, now=1.0)
+    flat = req(TSLA, Side.SELL, 2, 9, reduce_only=True)
+    grant(t, flat, now=2.0)
+    t.apply_post_result(flat.cloid, PostUnknown("timeout"), 3.0)
+    t.abandon(flat.cloid, 70.0, "unresolved")
+    assert TSLA in t.view().flattening_markets
+    assert denied(t, req(TSLA, Side.SELL, 2, 9, reduce_only=True)) is DenyReason.FLATTEN_IN_PROGRESS
+    t.apply_snapshot(t.begin_fetch(), chs(), 80.0)
+    assert t.position_size(TSLA) == D(2)  # flat is not believed on one snapshot
+    assert TSLA in t.view().flattening_markets
+    t.apply_snapshot(t.begin_fetch(), chs(), 90.0)
+    assert t.position_size(TSLA) == 0
+    assert TSLA not in t.view().pending_markets
+    t.apply_user_fills(fills_msg(fill(TSLA, Side.SELL, 2, 9, cloid=flat.cloid, tid=5)), 95.0)
+    assert t.position_size(TSLA) == 0
+    assert t.view().positions == {}
+
+
+def test_snapshot_that_agrees_releases_the_abandoned_order_and_publishes():
+    t = make_tracker()
+    r = req(TSLA, size=4, px=10)
+    grant(t, r)
+    t.apply_post_result(r.cloid, PostUnknown("timeout"), 1.0)
+    t.abandon(r.cloid, 70.0, "unresolved")
+    # It never filled. An empty snapshot may be bogus (7.C item 17), so one alone releases nothing.
+    assert t.apply_snapshot(t.begin_fetch(), chs(), 79.0) == []
+    assert TSLA in t.view().pending_markets
+    seq = t.seq
+    assert t.apply_snapshot(t.begin_fetch(), chs(), 80.0) == []  # confirmed: nothing to correct
+    assert t.seq > seq
+    assert TSLA not in t.view().pending_markets
+    assert isinstance(t.reserve(req(TSLA, size=4, px=10), 81.0)[0], ReserveGranted)
+    # its fill would be in that snapshot, so one showing up now (it cannot, but a bad feed) is ignored
+    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 4, 10, cloid=r.cloid, tid=9)), 82.0)
+    assert t.position_size(TSLA) == 0
+
+
+def test_resync_absorbs_finished_orders_but_not_foreign_ones_still_live():
+    t = make_tracker()
+    mine = req(TSLA, size=2, px=10)
+    grant(t, mine)
+    t.apply_post_result(mine.cloid, Filled(total_sz=D(2), avg_px=D(10), oid=1), 1.0)
+    foreign = Cloid.random()
+    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=foreign, tid=1)), 2.0)
+    t.apply_snapshot(t.begin_fetch(), chs((TSLA, 4, 10)), 3.0)  # +1 more from elsewhere
     assert t.position_size(TSLA) == D(4)
+    entry, other = t.reservation(mine.cloid), t.reservation(foreign)
+    assert entry is not None and entry.absorbed
+    assert other is not None and not other.absorbed  # it may still be resting: its next fill is news
+    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=foreign, tid=2)), 4.0)
+    assert t.position_size(TSLA) == D(5)
 
 
 # --------------------------------------------------------------------------------------------

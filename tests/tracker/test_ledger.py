@@ -69,6 +69,42 @@ def test_open_until_final_and_applied():
     assert not e.is_open and e.pending_notional == 0
 
 
+def test_abandoned_entry_stays_open_and_counts_its_remainder():
+    e = entry(reserved=4, px=10)
+    e.record_stream_fill(1, D(1), D(10), 0.0)
+    e.take_delta()
+    e.abandoned, e.abandoned_seq = True, 7
+    assert e.is_open and e.pending_notional == D(30)  # 3 unfilled x limit 10
+    assert not e.absorbable(6)  # a snapshot fenced before the abandonment may predate its fills
+    assert e.absorbable(7) and e.absorbable(8)
+
+
+def test_absorbed_entry_is_closed_and_applies_nothing_more():
+    e = entry(reserved=4, px=10)
+    e.record_stream_fill(1, D(1), D(10), 0.0)
+    assert e.take_delta() == Delta(size=D(1), px=D(10))
+    e.absorbed = True
+    assert not e.is_open and e.pending_notional == 0
+    assert e.record_stream_fill(2, D(3), D(10), 1.0)  # the tid is still recorded...
+    assert not e.record_stream_fill(2, D(3), D(10), 1.0)
+    e.record_post_fill(D(4), D(10), 1.0)
+    assert e.take_delta() is None  # ...but nothing moves the position
+    assert e.applied_sz == D(1)
+    assert not e.absorbable(100)  # once is enough
+
+
+def test_only_finished_or_abandoned_entries_are_absorbable():
+    live = entry(reserved=4, px=10)
+    assert not live.absorbable(100)
+    live.mark_final(D(2), 0.0)  # final, fills not applied yet: not finished
+    assert not live.absorbable(100)
+    live.record_post_fill(D(2), D(10), 0.0)
+    live.take_delta()
+    assert live.absorbable(100)
+    foreign = OrderLedger(cloid=Cloid.random(), market=TSLA, side=Side.SELL, created_at=0.0)
+    assert not foreign.absorbable(100)  # another client's order may still be resting
+
+
 def test_final_total_is_never_lowered():
     e = entry()
     e.mark_final(D(3), 0.0)

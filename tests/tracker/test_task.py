@@ -100,7 +100,15 @@ async def test_stale_and_abandon(autojump_clock):
         assert await handle.stale_reservations(10.0) == []
         await trio.sleep(11)
         assert await handle.stale_reservations(10.0) == [r.cloid]
+        seq = handle.view().seq
         await handle.abandon(r.cloid, "gave up")
+        # the reservation stays (rule 6) and is not chased again; a resync fenced after it settles it
+        assert handle.view().seq > seq and TSLA in handle.view().pending_markets
+        assert await handle.stale_reservations(10.0) == []
+        for _ in range(2):  # "flat" releases it only when two snapshots say so (one may be bogus)
+            assert TSLA in handle.view().pending_markets
+            fence = await handle.begin_fetch()
+            await handle.apply_snapshot(fence, chs())
         assert TSLA not in handle.view().pending_markets
         nursery.cancel_scope.cancel()
 
