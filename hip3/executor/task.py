@@ -574,7 +574,11 @@ class Executor:
             log.warning("userFillsByTime for %s failed: %s", cloid, exc)
 
     async def _abandon(self, cloid: Cloid, market: MarketKey | None, reduce_only: bool, reason: str) -> None:
-        log.error("order %s abandoned: %s; its reservation stays counted until a resync after this settles it", cloid, reason)
+        log.error(
+            "order %s abandoned: %s; its reservation stays counted until a resync after this settles it",
+            cloid,
+            reason,
+        )
         await self.tracker.abandon(cloid, reason)
         self.stats.abandoned += 1
         if reduce_only and market is not None:
