@@ -22,31 +22,13 @@ from attrs import field, frozen
 from hip3.core import MarketSpec, Side, Size
 from hip3.marketdata import BPS, MarketState, is_valid_bbo, mid_px, spread_bps
 from hip3.messages import Signal
+from hip3.params import non_negative, param_decimal, positive
 
 #: Size is capped a little under the notional limit: the tracker values orders at the limit
 #: price and the executor may move it by the slippage bound (seed 7.A item 21).
 NOTIONAL_CAP_BUFFER = Decimal("0.99")
 #: Bound on the oracle moves remembered per market (only the current run within the window counts).
 MAX_REMEMBERED_MOVES = 64
-
-
-def _decimal(value: Decimal | int | float | str) -> Decimal:
-    """Parameter converter: ints, Decimals, numeric strings and floats (via their text, so 0.1 stays 0.1).
-
-    Range checks (validators) name the key; the config loader has already checked types.
-    """
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected a number, got {value!r}")
-    else:
-        try:
-            result = Decimal(str(value))
-        except InvalidOperation:
-            raise ValueError(f"expected a number, got {value!r}") from None
-    if not result.is_finite():
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return result
 
 
 def _thresholds(value: Mapping[str, Any] | None) -> Mapping[str, Decimal]:
@@ -61,37 +43,35 @@ def _thresholds(value: Mapping[str, Any] | None) -> Mapping[str, Decimal]:
     return MappingProxyType(result)
 
 
-def _non_negative(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value < 0:
-        raise ValueError(f"detector.{attribute.name}: must be >= 0, got {value}")
-
-
-def _positive(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value <= 0:
-        raise ValueError(f"detector.{attribute.name}: must be > 0, got {value}")
+_NON_NEGATIVE = non_negative("detector")
+_POSITIVE = positive("detector")
 
 
 @frozen
 class DetectorParams:
     """`[detector]` config keys, plus per-market `threshold_bps` ([markets]) and the notional cap ([position])."""
 
-    taker_fee_bps: Decimal = field(default=Decimal("4.5"), converter=_decimal, validator=_non_negative)
-    hip3_fee_multiplier: Decimal = field(default=Decimal(2), converter=_decimal, validator=_non_negative)
-    slippage_bps: Decimal = field(default=Decimal(2), converter=_decimal, validator=_non_negative)
-    min_edge_bps: Decimal = field(default=Decimal(5), converter=_decimal, validator=_non_negative)
-    sizing_alpha: Decimal = field(default=Decimal("0.10"), converter=_decimal, validator=_positive)
-    min_book_notional: Decimal = field(default=Decimal(500), converter=_decimal, validator=_non_negative)
-    normal_book_notional: Decimal = field(default=Decimal(5000), converter=_decimal, validator=_positive)
-    min_order_notional: Decimal = field(default=Decimal(11), converter=_decimal, validator=_non_negative)
+    taker_fee_bps: Decimal = field(default=Decimal("4.5"), converter=param_decimal, validator=_NON_NEGATIVE)
+    hip3_fee_multiplier: Decimal = field(default=Decimal(2), converter=param_decimal, validator=_NON_NEGATIVE)
+    slippage_bps: Decimal = field(default=Decimal(2), converter=param_decimal, validator=_NON_NEGATIVE)
+    min_edge_bps: Decimal = field(default=Decimal(5), converter=param_decimal, validator=_NON_NEGATIVE)
+    sizing_alpha: Decimal = field(default=Decimal("0.10"), converter=param_decimal, validator=_POSITIVE)
+    min_book_notional: Decimal = field(default=Decimal(500), converter=param_decimal, validator=_NON_NEGATIVE)
+    normal_book_notional: Decimal = field(default=Decimal(5000), converter=param_decimal, validator=_POSITIVE)
+    min_order_notional: Decimal = field(default=Decimal(11), converter=param_decimal, validator=_NON_NEGATIVE)
     oracle_direction_filter: bool = True
     oracle_window_secs: float = field(default=10.0, converter=float)  # <= 0: no window
-    min_consecutive_oracle_moves: int = field(default=2, converter=int, validator=_non_negative)
-    min_oracle_move_bps: Decimal = field(default=Decimal(2), converter=_decimal, validator=_non_negative)
+    min_consecutive_oracle_moves: int = field(default=2, converter=int, validator=_NON_NEGATIVE)
+    min_oracle_move_bps: Decimal = field(default=Decimal(2), converter=param_decimal, validator=_NON_NEGATIVE)
     signal_dedup: bool = True
-    max_entry_spread_bps: Decimal = field(default=Decimal(0), converter=_decimal, validator=_non_negative)
+    max_entry_spread_bps: Decimal = field(
+        default=Decimal(0), converter=param_decimal, validator=_NON_NEGATIVE
+    )
     #: coin without the dex prefix -> all-in threshold (bps) that replaces fee + slippage + min edge
     threshold_bps: Mapping[str, Decimal] = field(factory=dict, converter=_thresholds)
-    max_notional_per_market: Decimal = field(default=Decimal(50), converter=_decimal, validator=_positive)
+    max_notional_per_market: Decimal = field(
+        default=Decimal(50), converter=param_decimal, validator=_POSITIVE
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.min_book_notional >= self.normal_book_notional:

@@ -10,7 +10,7 @@ the log (7.A item 3).
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -19,6 +19,7 @@ from attrs import field, frozen
 from hip3.core import MarketKey
 from hip3.hyperliquid.events import Bbo
 from hip3.marketdata import BPS, MarketState, bbo_problem, mid_px, spread_bps
+from hip3.params import non_negative, param_decimal
 
 GATE_ORDER = (
     "bbo_age",
@@ -32,53 +33,34 @@ GATE_ORDER = (
 )
 
 
-def _decimal(value: Decimal | int | float | str) -> Decimal:
-    """Parameter converter: ints, Decimals, numeric strings and floats (via their text, so 0.1 stays 0.1).
-
-    Range checks (validators) name the key; the config loader has already checked types.
-    """
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected a number, got {value!r}")
-    else:
-        try:
-            result = Decimal(str(value))
-        except InvalidOperation:
-            raise ValueError(f"expected a number, got {value!r}") from None
-    if not result.is_finite():
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return result
-
-
-def _non_negative(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value < 0:
-        raise ValueError(f"gates.{attribute.name}: must be >= 0, got {value}")
-
-
 def _alpha(inst: Any, attribute: attrs.Attribute[Any], value: Decimal) -> None:
     if not 0 < value <= 1:
         raise ValueError(f"gates.{attribute.name}: must be in (0, 1], got {value}")
+
+
+_NON_NEGATIVE = non_negative("gates")
 
 
 @frozen
 class GateParams:
     """`[gates]` config keys. A limit of 0 turns its gate off where noted."""
 
-    max_bbo_age_ms: int = field(default=2000, converter=int, validator=_non_negative)  # 0 = off
-    max_ctx_age_ms: int = field(default=8000, converter=int, validator=_non_negative)  # 0 = off
+    max_bbo_age_ms: int = field(default=2000, converter=int, validator=_NON_NEGATIVE)  # 0 = off
+    max_ctx_age_ms: int = field(default=8000, converter=int, validator=_NON_NEGATIVE)  # 0 = off
     max_mark_mid_divergence_bps: Decimal = field(
-        default=Decimal(50), converter=_decimal, validator=_non_negative
+        default=Decimal(50), converter=param_decimal, validator=_NON_NEGATIVE
     )  # 0 = off
-    spread_ewma_alpha: Decimal = field(default=Decimal("0.05"), converter=_decimal, validator=_alpha)
+    spread_ewma_alpha: Decimal = field(default=Decimal("0.05"), converter=param_decimal, validator=_alpha)
     spread_shock_multiplier: Decimal = field(
-        default=Decimal(3), converter=_decimal, validator=_non_negative
+        default=Decimal(3), converter=param_decimal, validator=_NON_NEGATIVE
     )  # 0 = off
-    spread_shock_min_samples: int = field(default=20, converter=int, validator=_non_negative)
-    max_oi_fraction: Decimal = field(default=Decimal("0.95"), converter=_decimal, validator=_non_negative)
-    time_regression_hold_secs: float = field(default=30.0, converter=float, validator=_non_negative)
+    spread_shock_min_samples: int = field(default=20, converter=int, validator=_NON_NEGATIVE)
+    max_oi_fraction: Decimal = field(
+        default=Decimal("0.95"), converter=param_decimal, validator=_NON_NEGATIVE
+    )
+    time_regression_hold_secs: float = field(default=30.0, converter=float, validator=_NON_NEGATIVE)
     #: How often the caller re-checks market parameters (feeds `params_changed`); not used here.
-    param_check_interval_secs: float = field(default=300.0, converter=float, validator=_non_negative)
+    param_check_interval_secs: float = field(default=300.0, converter=float, validator=_NON_NEGATIVE)
 
 
 @frozen

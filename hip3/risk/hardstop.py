@@ -28,10 +28,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import attrs
 from attrs import field, frozen
 
 from hip3.core import MarketKey
+from hip3.params import non_negative, param_decimal
 
 log = logging.getLogger(__name__)
 
@@ -54,38 +54,17 @@ def is_benign_reject(message: str) -> bool:
     return message.strip().lower().startswith(BENIGN_REJECT_PREFIXES)
 
 
-def _decimal(value: Decimal | int | float | str) -> Decimal:
-    """Parameter converter: ints, Decimals, numeric strings and floats (via their text, so 0.1 stays 0.1).
-
-    Range checks (validators) name the key; the config loader has already checked types.
-    """
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected a number, got {value!r}")
-    else:
-        try:
-            result = Decimal(str(value))
-        except InvalidOperation:
-            raise ValueError(f"expected a number, got {value!r}") from None
-    if not result.is_finite():
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return result
-
-
-def _non_negative(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value < 0:
-        raise ValueError(f"hard_stop.{attribute.name}: must be >= 0, got {value}")
+_NON_NEGATIVE = non_negative("hard_stop")
 
 
 @frozen
 class HardStopParams:
     """`[hard_stop]` config keys; 0 turns a trigger off."""
 
-    max_daily_loss_usd: Decimal = field(default=Decimal(50), converter=_decimal, validator=_non_negative)
-    max_rejects: int = field(default=5, converter=int, validator=_non_negative)
-    reject_window_secs: float = field(default=3600.0, converter=float, validator=_non_negative)
-    max_flatten_failures: int = field(default=3, converter=int, validator=_non_negative)
+    max_daily_loss_usd: Decimal = field(default=Decimal(50), converter=param_decimal, validator=_NON_NEGATIVE)
+    max_rejects: int = field(default=5, converter=int, validator=_NON_NEGATIVE)
+    reject_window_secs: float = field(default=3600.0, converter=float, validator=_NON_NEGATIVE)
+    max_flatten_failures: int = field(default=3, converter=int, validator=_NON_NEGATIVE)
     state_file: Path = field(default=Path("var/hard_stop.json"), converter=Path)
 
 
