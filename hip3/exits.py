@@ -21,6 +21,7 @@ from attrs import frozen
 
 from hip3.core import MarketKey
 from hip3.hyperliquid.events import AssetCtx, Bbo
+from hip3.marketdata import MarketSource
 from hip3.messages import FlattenRequest, PortfolioView, PositionView
 
 log = logging.getLogger(__name__)
@@ -41,18 +42,6 @@ class ExitParams:
     check_interval_secs: float = 0.25
     # A request not seen in flight within this time is taken as failed (denied, or done between looks).
     request_grace_secs: float = 1.0
-
-
-class MarketStateLike(Protocol):
-    @property
-    def bbo(self) -> Bbo | None: ...
-
-    @property
-    def ctx(self) -> AssetCtx | None: ...
-
-
-class MarketSource(Protocol):
-    def get(self, market: MarketKey) -> MarketStateLike: ...
 
 
 class ViewSource(Protocol):

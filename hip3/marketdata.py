@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Protocol
 
 import attrs
 import trio
@@ -41,6 +42,20 @@ class MarketState:
     @property
     def oracle_px(self) -> Decimal | None:
         return self.ctx.oracle_px if self.ctx is not None else None
+
+
+class MarketStateLike(Protocol):
+    """What the executor and exits read of a market: the newest book and asset context."""
+
+    @property
+    def bbo(self) -> Bbo | None: ...
+
+    @property
+    def ctx(self) -> AssetCtx | None: ...
+
+
+class MarketSource(Protocol):
+    def get(self, market: MarketKey) -> MarketStateLike: ...
 
 
 def is_valid_bbo(bbo: Bbo | None) -> bool:

@@ -28,8 +28,6 @@ from hip3.executor.transport import ActionPoster, ExchangePoster, NotSent, SendO
 from hip3.hyperliquid.events import (
     ActionErr,
     ActionOk,
-    AssetCtx,
-    Bbo,
     Fill,
     Filled,
     OrderError,
@@ -40,6 +38,7 @@ from hip3.hyperliquid.events import (
     StatusSuccess,
     UserFills,
 )
+from hip3.marketdata import MarketSource
 from hip3.messages import (
     FlattenRequest,
     PortfolioView,
@@ -108,18 +107,6 @@ class TrackerPort(Protocol):
     async def stale_reservations(self, older_than: float) -> list[Cloid]: ...
 
     async def abandon(self, cloid: Cloid, reason: str) -> None: ...
-
-
-class MarketStateLike(Protocol):
-    @property
-    def bbo(self) -> Bbo | None: ...
-
-    @property
-    def ctx(self) -> AssetCtx | None: ...
-
-
-class MarketSource(Protocol):
-    def get(self, market: MarketKey) -> MarketStateLike: ...
 
 
 class HardStopLike(Protocol):
