@@ -421,28 +421,35 @@ def config_from_mapping(raw: Mapping[str, Any]) -> Config:
     for key in raw:
         if key not in fields:
             problems.append(_unknown_key_line("", key, fields))
-    sections_ok = True
+    failed: set[str] = set()
     for name, attribute in fields.items():
         if name not in raw:
             continue
         value = raw[name]
         if attribute.type is not None and attrs.has(attribute.type) and not isinstance(value, dict):
             problems.append(f"{name}: expected a table [{name}], got {show_value(value)}")
-            sections_ok = False
+            failed.add(name)
             continue
         structured, found = _structure(value, attribute.type, name)
         if found:
             problems.extend(found)
-            sections_ok = False
+            failed.add(name)
             continue
         problems.extend(_section_rules(name, structured))
         values[name] = structured
-    if sections_ok and not problems:
-        cfg = Config(**values)
-        problems.extend(_config_rules(cfg))
-        if not problems:
-            return attrs.evolve(cfg, network=_resolve_urls(cfg.network))
+    # Rules across sections run even when a section failed (with its defaults standing in), so
+    # every problem is reported at once; lines about a failed section would only repeat it.
+    cfg = Config(**values)
+    problems.extend(
+        line for line in _config_rules(cfg) if not any(_mentions(line, section) for section in failed)
+    )
+    if not problems:
+        return attrs.evolve(cfg, network=_resolve_urls(cfg.network))
     raise ConfigError(problems)
+
+
+def _mentions(line: str, section: str) -> bool:
+    return line.startswith(section) or f" {section}." in line or f"({section}." in line
 
 
 def config_from_text(text: str, *, source: str = "config") -> Config:

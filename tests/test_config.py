@@ -494,3 +494,15 @@ def test_any_input_gives_config_or_config_error(raw: dict[str, object]) -> None:
 def test_money_strings_are_exact(value: Decimal) -> None:
     cfg = config_from_text(f'[hard_stop]\nmax_daily_loss_usd = "{value}"\n')
     assert cfg.hard_stop.max_daily_loss_usd == value
+
+
+def test_rules_across_sections_are_reported_with_the_other_problems() -> None:
+    problems = problems_of(
+        'mode = "trading"\n[position]\nmax_notional_per_market = -5\n[markets]\ncoinz = []\n'
+    )
+    assert problems[0] == 'markets.coinz: unknown key (did you mean "coins"?)'
+    assert "position.max_notional_per_market: must be > 0, got -5" in problems
+    assert any(p.startswith("account.address: required") for p in problems)
+    # a rule about a section that already failed is not repeated with that section's defaults
+    assert not any(p.startswith("detector.min_order_notional") for p in problems)
+    assert len(problems) == 3
