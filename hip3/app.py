@@ -169,6 +169,12 @@ async def run_bot(
             return EXIT_FAILED
         specs = {spec.key: spec for spec in by_coin.values()}
         markets = {spec.key.name: spec.key for spec in by_coin.values()}
+        if trading and cfg.markets.all_coins:
+            log.warning(
+                'trading every market of dex %r (coins = ["*"]): a newly listed market is traded '
+                "without review; list the coins to trade explicitly",
+                cfg.markets.dex,
+            )
         log.info(
             "markets: %s",
             ", ".join(
