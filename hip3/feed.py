@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: How far before the disconnect the catch-up query reaches back; overlap is harmless (tid dedup).
 CATCH_UP_MARGIN_MS = 60_000
+#: userFillsByTime returns at most this many fills per call; only the 10,000 newest are reachable.
+FILLS_PAGE_SIZE = 2000
+MAX_CATCH_UP_PAGES = 6
 
 
 class UserEventSink(Protocol):
@@ -78,7 +81,6 @@ class Feed:
         self.connections = 0
         # Start of the oldest disconnection whose missed fills are not fetched yet.
         self.gap_start_ms: int | None = None
-        self.last_fill_time_ms: int | None = None
         self.ignored_snapshots = 0
         self.unknown_coins = 0
 
@@ -102,9 +104,7 @@ class Feed:
             case UserFills(is_snapshot=True):
                 # History, not news: positions come from clearinghouseState (startup) and resync.
                 self.ignored_snapshots += 1
-            case UserFills(fills=fills):
-                if fills:
-                    self.last_fill_time_ms = max(f.time for f in fills)
+            case UserFills():
                 if self.sink is not None:
                     await self.sink.user_fills(event)
             case OrderUpdates():
@@ -138,17 +138,11 @@ class Feed:
         if self.fetch_fills_since is None or self.sink is None or self.user is None:
             self._ready_changed(self.ready.on_caught_up())
             return
-        anchors = [t for t in (self.gap_start_ms, self.last_fill_time_ms) if t is not None]
-        since = (min(anchors) if anchors else self.now_ms()) - CATCH_UP_MARGIN_MS
-        delay = 1.0
-        while True:
-            try:
-                fills = await self.fetch_fills_since(since)
-                break
-            except Exception as exc:  # a failed query must not read as "nothing missed"
-                log.warning("fill catch-up failed (%s); retrying in %.0f s, entries stay blocked", exc, delay)
-                await trio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+        # From just before the link went down: the margin covers fills sent while the link was
+        # already dead but not yet detected. Never from the last fill ever seen: that can be hours
+        # old, older than the tracker's tid memory, and would replay forgotten fills (review R1).
+        since = (self.gap_start_ms if self.gap_start_ms is not None else self.now_ms()) - CATCH_UP_MARGIN_MS
+        fills = await self._fetch_all_since(since)
         if fills:
             log.info("catch-up after reconnect: %d fills since %d handed to the tracker", len(fills), since)
             await self.sink.user_fills(UserFills(user=self.user, is_snapshot=False, fills=tuple(fills)))
@@ -161,6 +155,39 @@ class Feed:
             return
         self.gap_start_ms = None
         self._ready_changed(self.ready.on_caught_up())
+
+    async def _fetch_all_since(self, since: int) -> list[Fill]:
+        """userFillsByTime answers at most a page of fills, oldest first: page until a short page.
+
+        Pages overlap by one millisecond (several fills can share a time); the tracker drops
+        repeated tids. A failed query is retried, never read as "nothing missed".
+        """
+        assert self.fetch_fills_since is not None
+        fills: list[Fill] = []
+        for _ in range(MAX_CATCH_UP_PAGES):
+            page = await self._fetch_with_retry(since)
+            fills.extend(page)
+            if len(page) < FILLS_PAGE_SIZE:
+                return fills
+            newest = max(f.time for f in page)
+            if newest <= since:  # a whole page within one millisecond: cannot page further
+                break
+            since = newest
+        log.error(
+            "fill catch-up stopped after %d pages; resync will repair what is missing", MAX_CATCH_UP_PAGES
+        )
+        return fills
+
+    async def _fetch_with_retry(self, since: int) -> list[Fill]:
+        assert self.fetch_fills_since is not None
+        delay = 1.0
+        while True:
+            try:
+                return await self.fetch_fills_since(since)
+            except Exception as exc:  # a failed query must not read as "nothing missed"
+                log.warning("fill catch-up failed (%s); retrying in %.0f s, entries stay blocked", exc, delay)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _ready_changed(self, changed: bool) -> None:
         if changed:
