@@ -72,6 +72,7 @@ class TrackerStats:
     abandoned: int = 0
     evicted_tids: int = 0
     evicted_ledgers: int = 0
+    fills_in_snapshot: int = 0
 
 
 @define
@@ -136,7 +137,13 @@ class Tracker:
         self._tids = TidMemory()
         self._seq = 0
         self._market_seq: dict[MarketKey, int] = {}
+        # Last sequence number at which each market's *position* changed: what a fenced snapshot
+        # must not predate. Orders that end unfilled do not move it (review R4).
+        self._position_seq: dict[MarketKey, int] = {}
         self._flat_suspects: dict[MarketKey, _FlatSuspect] = {}
+        # Exchange time (ms) of the newest snapshot compared for each market: a fill without a
+        # reservation from before it is already in that snapshot (review R2).
+        self._snapshot_time: dict[MarketKey, int] = {}
 
     # -----------------------------------------------------------------------------------------
     # reads
@@ -424,12 +431,23 @@ class Tracker:
         self._tids.add(fill.tid, now)
         self.fees += fill.fee
         entry = self._ledger.get(fill.cloid) if fill.cloid is not None else None
+        foreign = entry is None
         if fill.cloid is not None and entry is None:
             # A cloid we never reserved (restart, another client): reconcile it all the same.
             entry = OrderLedger(
                 cloid=fill.cloid, market=market, side=fill.side, created_at=now, last_activity=now
             )
             self._ledger.add(entry)
+        if foreign and fill.time <= self._snapshot_time.get(market, -1):
+            # Not our order, and older than the last snapshot compared for this market: that
+            # snapshot already holds it (review R2). Its later fills are absorbed too.
+            self.stats.fills_in_snapshot += 1
+            log.info("fill %s in %s predates the last resync snapshot; tid recorded only", fill.tid, market)
+            if entry is not None:
+                entry.record_stream_fill(fill.tid, fill.sz, fill.px, now)
+                entry.absorbed = True
+            self._seq += 1  # publish the fee
+            return []
         if entry is not None and (entry.market != market or entry.side is not fill.side):
             self.stats.mismatched_fills += 1
             log.error(
@@ -443,9 +461,7 @@ class Tracker:
             )
             entry = None
         if entry is None:
-            events = self._move_position(market, fill.side, fill.sz, fill.px, now)
-            self._touch(market)
-            return events
+            return self._move_position(market, fill.side, fill.sz, fill.px, now)
         was_open = entry.is_open
         entry.record_stream_fill(fill.tid, fill.sz, fill.px, now)
         if entry.absorbed:
@@ -468,6 +484,7 @@ class Tracker:
         self, market: MarketKey, side: Side, size: Decimal, px: Decimal, now: float
     ) -> list[PositionEvent]:
         """Apply `size` (> 0) on `side` at `px`: add, reduce, close or flip."""
+        self._moved(market)
         pos = self._positions.get(market)
         signed = size * side.sign
         if pos is None:
@@ -525,6 +542,11 @@ class Tracker:
     def _touch(self, market: MarketKey) -> None:
         self._seq += 1
         self._market_seq[market] = self._seq
+
+    def _moved(self, market: MarketKey) -> None:
+        """The position in `market` changed: snapshots fenced before now must not correct it."""
+        self._touch(market)
+        self._position_seq[market] = self._seq
         self._flat_suspects.pop(market, None)
 
     # -----------------------------------------------------------------------------------------
@@ -554,9 +576,11 @@ class Tracker:
         for market in sorted(self._known_keys):
             if dex is not None and market.dex != dex:
                 continue
-            if self._market_seq.get(market, 0) > fence or market in busy:
+            if self._position_seq.get(market, 0) > fence or market in busy:
                 self.stats.skipped_snapshot_markets += 1
                 continue
+            if state.time is not None:
+                self._snapshot_time[market] = max(state.time, self._snapshot_time.get(market, state.time))
             theirs, their_px = exchange.get(market, (ZERO, None))
             ours = self.position_size(market)
             if theirs == ours:
@@ -580,7 +604,7 @@ class Tracker:
     def _flat_confirmed(self, market: MarketKey, ours: Decimal) -> bool:
         """True if the previous snapshot also said flat and nothing happened in `market` since."""
         suspect = self._flat_suspects.get(market)
-        market_seq = self._market_seq.get(market, 0)
+        market_seq = self._position_seq.get(market, 0)
         if suspect is not None and suspect.market_seq == market_seq and suspect.size == ours:
             return True
         self._flat_suspects[market] = _FlatSuspect(market_seq=market_seq, size=ours)
@@ -662,7 +686,7 @@ class Tracker:
                 events.append(PositionOpened(market=market, side=side, size=abs(theirs), entry_px=px, at=now))
         self.stats.corrections += 1
         log.warning("resync correction %s: ours %s -> exchange %s (entry %s)", market, ours, theirs, their_px)
-        self._touch(market)
+        self._moved(market)
         correction = Correction(market=market, before=ours, after=theirs, entry_px=their_px, at=now)
         return [correction, *events]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import attrs
-import pytest
 import trio
 import trio.testing
 
@@ -209,7 +208,6 @@ async def test_a_reconnect_hours_after_a_round_trip_does_not_count_its_loss_and_
     assert (tracker.realized_pnl, tracker.fees) == (Decimal(-1), Decimal("0.02"))
 
 
-@pytest.mark.xfail(strict=True, reason="R2")
 def test_a_fill_already_in_a_resync_snapshot_is_not_applied_again() -> None:
     """R2: a fill without a bot reservation (liquidation, ADL, manual trade) that the clearinghouseState
     snapshot already contains, but that the stream delivers just after the snapshot was applied, is
@@ -246,7 +244,6 @@ def flat_state(time_ms: int) -> ClearinghouseState:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="R4")
 def test_a_phantom_position_is_corrected_although_its_flatten_keeps_being_retried() -> None:
     """R4: the tracker holds long 1, the exchange is flat (the closing fill never reached us). The
     exits flatten it; the exchange refuses ("Reduce only order would increase position", benign); the
