@@ -70,6 +70,8 @@ class ExecutorParams:
     # First orderStatus poll delay; doubles up to `resolve_poll_max_secs`.
     resolve_poll_initial_secs: float = 0.5
     resolve_poll_max_secs: float = 8.0
+    # How long after a lost post an orderStatus "unknownOid" is still taken as "not there yet".
+    unknown_oid_grace_secs: float = 5.0
 
 
 @attrs.define
@@ -295,7 +297,7 @@ class Executor:
         if late_block is not None:
             # The hard stop latched (or READY was lost) while the tracker answered: give it back.
             self.stats.dropped[late_block] += 1
-            await self.tracker.post_result(granted.cloid, PostError(f"not sent: {late_block}"))
+            await self.tracker.post_result(granted.cloid, OrderError(f"not sent: {late_block}"))
             return
         self.rate.record(trio.current_time())
         await self._launch(granted, spec)
@@ -360,7 +362,7 @@ class Executor:
             if not 0 < decision.size <= order.terms.size:
                 # Never send more than asked; a nonsense grant is given back.
                 log.error("reserve for %s granted size %s; not sending", order.describe(), decision.size)
-                await self.tracker.post_result(order.cloid, PostError(f"bad grant size {decision.size}"))
+                await self.tracker.post_result(order.cloid, OrderError(f"bad grant size {decision.size}"))
                 return None
             order = attrs.evolve(order, terms=attrs.evolve(order.terms, size=decision.size))
         return order
@@ -380,7 +382,7 @@ class Executor:
         except Exception as exc:
             # Nothing left the bot: release the reservation with a plain error.
             log.error("order %s not sent: signing failed: %s", order.describe(), type(exc).__name__)
-            await self.tracker.post_result(order.cloid, PostError(f"signing failed: {type(exc).__name__}"))
+            await self.tracker.post_result(order.cloid, OrderError(f"signing failed: {type(exc).__name__}"))
             self.stats.not_sent += 1
             return
         self.in_flight.add(order.cloid)
@@ -418,16 +420,22 @@ class Executor:
             case ActionOk():
                 # An order action answered with no status: we can't tell what happened.
                 await self._unknown(order, PostUnknown("answer carried no order status"), sent_ms)
-            case ActionErr(message=message) | PostError(message=message):
+            case ActionErr(message=message):
                 await self.tracker.post_result(order.cloid, outcome)
                 log.warning("order %s refused: %s", order.describe(), message)
                 self._reject(order, message, now)
+            case PostError(message=message):
+                # An error reply to a WS post mirrors an HTTP error status: the action may or may
+                # not have reached the matching engine (review R3). It still counts as a rejection,
+                # so a systematic error latches the hard stop.
+                self._reject(order, message, now)
+                await self._unknown(order, PostUnknown(f"post answered with an error: {message}"), sent_ms)
             case PostUnknown():
                 await self._unknown(order, outcome, sent_ms)
             case NotSent(reason=reason):
                 self.stats.not_sent += 1
-                # Nothing left the bot: a plain error releases the reservation.
-                await self.tracker.post_result(order.cloid, PostError(f"not sent: {reason}"))
+                # Nothing left the bot: a plain per-order error releases the reservation.
+                await self.tracker.post_result(order.cloid, OrderError(f"not sent: {reason}"))
                 log.warning("order %s not sent: %s", order.describe(), reason)
                 if order.reduce_only:
                     self.hard_stop.record_flatten_failure(order.market, f"not sent: {reason}")
@@ -493,11 +501,19 @@ class Executor:
     async def _resolve_inner(
         self, cloid: Cloid, market: MarketKey | None, reduce_only: bool, sent_ms: int, from_sweep: bool
     ) -> None:
-        deadline = trio.current_time() + self.params.resolve_timeout_secs
+        start = trio.current_time()
+        deadline = start + self.params.resolve_timeout_secs
         delay = self.params.resolve_poll_initial_secs
         while trio.current_time() < deadline:
             status = await self._query_status(cloid, deadline)
-            if status is not None and (not status.known or status.status not in LIVE_STATUSES):
+            # Right after a lost post the order may still be on its way to a block: "unknownOid"
+            # means "never executed" only once the grace has passed (review R10).
+            # (A reservation found by the stale sweep was posted long ago: no grace needed.)
+            unknown_is_final = from_sweep or trio.current_time() - start >= self.params.unknown_oid_grace_secs
+            if status is not None and (
+                (status.known and status.status not in LIVE_STATUSES)
+                or (not status.known and unknown_is_final)
+            ):
                 await self._resolved(cloid, market, reduce_only, sent_ms, status)
                 if from_sweep and cloid in await self.tracker.stale_reservations(0.0):
                     # Resolved before, and still open: the fills never came. Stop blocking the market.

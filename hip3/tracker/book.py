@@ -293,11 +293,12 @@ class Tracker:
             case Resting(oid=oid):
                 entry.oid = oid
                 entry.last_activity = now
-            case OrderError() | ActionErr() | PostError():
+            case OrderError() | ActionErr():
                 # Refused before matching: nothing of this post filled.
                 log.info("order %s in %s refused: %s", cloid, entry.market, getattr(result, "message", ""))
                 entry.mark_final(ZERO, now)
-            case StatusSuccess() | StatusOther() | PostUnknown():
+            case StatusSuccess() | StatusOther() | PostUnknown() | PostError():
+                # PostError: a WS error reply mirrors an HTTP error status, not a refusal (R3).
                 # Outcome not known yet (rule 6): the reservation stays counted until settled.
                 entry.last_activity = now
             case _:

@@ -389,9 +389,9 @@ class FakeTracker:
             case Filled(total_sz=total, avg_px=avg):
                 self._apply_fill(req, total, avg)
                 self._release(cloid)
-            case OrderError() | ActionErr() | PostError():
+            case OrderError() | ActionErr():
                 self._release(cloid)
-            case PostUnknown():
+            case PostUnknown() | PostError():  # like the real tracker: outcome not known yet
                 pass
             case _:
                 pass

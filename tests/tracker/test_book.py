@@ -87,7 +87,7 @@ def test_pending_order_denied_then_released_by_error():
     grant(t, req(TSLA, size=1, px=10))
 
 
-@pytest.mark.parametrize("failure", [OrderError("x"), ActionErr("bad nonce"), PostError("bad json")])
+@pytest.mark.parametrize("failure", [OrderError("x"), ActionErr("bad nonce")])
 def test_every_refusal_releases(failure):
     t = make_tracker()
     r = req(TSLA, size=1, px=10)
@@ -95,6 +95,16 @@ def test_every_refusal_releases(failure):
     t.apply_post_result(r.cloid, failure, 1.0)
     assert TSLA not in t.view().pending_markets
     assert t.pending_notional() == 0
+
+
+def test_an_error_reply_to_a_post_keeps_the_reservation():
+    # A WS post error reply mirrors an HTTP error status: the order may have executed (review R3).
+    t = make_tracker()
+    r = req(TSLA, size=1, px=10)
+    grant(t, r)
+    t.apply_post_result(r.cloid, PostError("504 Gateway Timeout"), 1.0)
+    assert TSLA in t.view().pending_markets
+    assert t.pending_notional() == 10
 
 
 def test_market_notional_cap():
