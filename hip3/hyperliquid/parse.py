@@ -251,12 +251,13 @@ def parse_fill(value: Any, path: str = "fill") -> Fill:
         sz=_dec(f, "sz", path),
         side=_side(f, "side", path),
         time=_int(f, "time", path),
-        start_position=_dec(f, "startPosition", path),
-        dir=_str(f, "dir", path),
-        closed_pnl=_dec(f, "closedPnl", path),
-        hash=_str(f, "hash", path),
+        # Fields the bot only reports: a missing one must not cost it the fill (review R7).
+        start_position=_opt_dec(f, "startPosition", path) or Decimal(0),
+        dir=_opt_str(f, "dir", path) or "",
+        closed_pnl=_opt_dec(f, "closedPnl", path) or Decimal(0),
+        hash=_opt_str(f, "hash", path) or "",
         oid=_int(f, "oid", path),
-        crossed=_bool(f, "crossed", path),
+        crossed=bool(_opt_bool(f, "crossed", path)),
         fee=_dec(f, "fee", path),
         tid=_int(f, "tid", path),
         cloid=_opt_cloid(f, "cloid", path),
@@ -355,7 +356,9 @@ def _ws_user_fills(data: Any, stats: ParseStats) -> list[WsEvent]:
     is_snapshot = _opt_bool(d, "isSnapshot", "userFills.data") or False  # absent on live updates
     fills = _list(_get(d, "fills", "userFills.data"), "userFills.data.fills")
     parsed = _each(fills, "userFills.data.fills", parse_fill, stats, "bad_fill")
-    return [UserFills(user=_str(d, "user", "userFills.data").lower(), is_snapshot=is_snapshot, fills=parsed)]
+    # The user is one per subscription and never needed to route a fill: absent is not an error.
+    user = _opt_str(d, "user", "userFills.data") or ""
+    return [UserFills(user=user.lower(), is_snapshot=is_snapshot, fills=parsed)]
 
 
 def parse_order_update(value: Any, path: str) -> OrderUpdate:

@@ -343,7 +343,10 @@ class WsSession:
                 reason = await self._serve(conn)
         except Exception as exc:
             what = "connection error" if connected_at is not None else "connect failed"
-            reason = f"{what}: {type(exc).__name__}: {exc}"
+            # trio-websocket's HandshakeError carries its cause only in __cause__ (review R8).
+            cause = exc.__cause__ or exc.__context__
+            detail = f"{exc}" or (f"{type(cause).__name__}: {cause}" if cause is not None else "")
+            reason = f"{what}: {type(exc).__name__}: {detail}"
         finally:
             self._link_down(reason)
         if connected_at is not None:
