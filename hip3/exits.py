@@ -252,6 +252,12 @@ async def shutdown_sequence(
                 with trio.move_on_after(resend_interval_secs):
                     await tracker.wait_view_change(view.seq)
                 view = tracker.view()
+    # Fills known only from order responses carry no fee: give the userFills stream a moment
+    # (bounded) so the last fees reach the hard stop and the journal before we exit.
+    view = tracker.view()
+    with trio.move_on_after(settle_timeout_secs):
+        while view.awaiting_fill_reports:
+            view = await tracker.wait_view_change(view.seq)
     view = tracker.view()
     if view.positions:
         left = ", ".join(f"{m} {p.size}" for m, p in sorted(view.positions.items()))

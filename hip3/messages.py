@@ -138,6 +138,9 @@ class PortfolioView:
     realized_pnl: Decimal = Decimal(0)
     fees: Decimal = Decimal(0)
     corrections: int = 0
+    # Markets with fills known so far only from an order response: their fees (which come with
+    # the userFills stream) are still to be counted.
+    awaiting_fill_reports: frozenset[MarketKey] = frozenset()
 
 
 @frozen

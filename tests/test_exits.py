@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
+import pytest
 import trio
 
 from hip3.core import Cloid, MarketKey, Price, Side, Size
@@ -319,3 +320,52 @@ async def test_shutdown_without_flatten_leaves_positions(autojump_clock: Any) ->
     assert await shutdown_sequence(
         FakeTracker(), send, switch, flatten_on_shutdown=True, settle_timeout_secs=1
     )
+
+
+async def test_shutdown_waits_for_the_fee_of_a_fill_known_only_from_its_response(autojump_clock: Any) -> None:
+    # The real tracker: an order response says "filled" (no fee); the userFills message with the
+    # fee comes 1 s later. Exiting before it would leave that fee out of the daily loss total.
+    from hip3.hyperliquid.events import Fill, Filled, UserFills
+    from hip3.tracker import Tracker
+    from hip3.tracker.task import run_tracker
+
+    tracker = Tracker(
+        {TSLA.name: TSLA},
+        max_notional_per_market=D(1000),
+        max_total_notional=D(1000),
+        max_concurrent_positions=2,
+    )
+    send, _recv = trio.open_memory_channel[FlattenRequest](10)
+    cloid = Cloid.random()
+    async with trio.open_nursery() as nursery:
+        handle = await nursery.start(run_tracker, tracker)
+        await handle.reserve(ReserveRequest(cloid, TSLA, Side.BUY, Size(D(1)), Price(D(100)), False, "entry"))
+        await handle.post_result(cloid, Filled(D(1), D(100), 7))
+        assert TSLA in handle.view().awaiting_fill_reports
+
+        async def fill_report_later() -> None:
+            await trio.sleep(1)
+            fill = Fill(
+                TSLA.name,
+                D(100),
+                D(1),
+                Side.BUY,
+                1,
+                D(0),
+                "Open Long",
+                D(0),
+                "0x",
+                7,
+                True,
+                D("0.09"),
+                1,
+                cloid,
+            )
+            await handle.user_fills(UserFills("0x" + "1" * 40, False, (fill,)))
+
+        nursery.start_soon(fill_report_later)
+        start = trio.current_time()
+        await shutdown_sequence(handle, send, Switch(), flatten_on_shutdown=False, settle_timeout_secs=5)
+        assert trio.current_time() - start == pytest.approx(1, abs=0.01)
+        assert handle.view().fees == D("0.09") and not handle.view().awaiting_fill_reports
+        nursery.cancel_scope.cancel()

@@ -189,6 +189,9 @@ class Tracker:
             realized_pnl=self.realized_pnl,
             fees=self.fees,
             corrections=self.stats.corrections,
+            awaiting_fill_reports=frozenset(
+                e.market for e in self._ledger.entries.values() if e.stream_sz < e.post_sz and not e.absorbed
+            ),
         )
 
     def begin_fetch(self) -> int:
