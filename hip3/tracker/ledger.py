@@ -107,6 +107,10 @@ class OrderLedger:
         self.stream_sz += sz
         self.stream_ntl += sz * px
         self.last_activity = now
+        if self.reserved and self.reserved_size > 0 and self.stream_sz >= self.reserved_size:
+            # An order cannot fill more than its size: fully filled is final, whatever orderStatus
+            # (or a lost post answer) would have said.
+            self.mark_final(self.stream_sz, now)
         return True
 
     def record_post_fill(self, total_sz: Decimal, avg_px: Decimal, now: float) -> None:

@@ -435,9 +435,9 @@ def test_abandon_keeps_the_reservation_and_logs_error(caplog):
     t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 4, 10, cloid=r.cloid)), 102.0)
     assert t.position_size(TSLA) == D(4)
     assert t.pending_notional(TSLA) == 0  # all 4 of the reserved 4 applied, nothing can add more
-    assert TSLA in t.view().pending_markets  # final total unknown: still waiting for the resync
-    t.apply_snapshot(t.begin_fetch(), chs((TSLA, 4, 10)), 103.0)
+    # an order cannot fill more than its size: fully filled is final, the reservation ends
     assert TSLA not in t.view().pending_markets
+    assert t.apply_snapshot(t.begin_fetch(), chs((TSLA, 4, 10)), 103.0) == []
     assert t.view().corrections == 0
 
 
@@ -714,3 +714,16 @@ def test_view_is_immutable_and_sequenced():
     assert v0.positions == {}
     with pytest.raises(TypeError):
         v1.positions[NVDA] = v1.positions[TSLA]  # type: ignore[index]
+
+
+def test_an_unknown_post_fully_filled_by_the_stream_ends_its_reservation():
+    # No post answer and no orderStatus yet, but the stream shows the whole size filled: an order
+    # cannot fill more than its size, so the reservation ends without waiting for the exchange.
+    t = make_tracker(per_market=50)
+    r = req(TSLA, size=4, px=10)
+    grant(t, r)
+    t.apply_post_result(r.cloid, PostUnknown("timeout"), 1.0)
+    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 3, 10, cloid=r.cloid, tid=1)), 2.0)
+    assert TSLA in t.view().pending_markets  # 3 of 4: the rest may still come
+    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=r.cloid, tid=2)), 3.0)
+    assert TSLA not in t.view().pending_markets and t.position_size(TSLA) == D(4)
