@@ -207,16 +207,16 @@ async def _run(
     task_status: trio.TaskStatus[Bot],
 ) -> int:
     cfg = bot.cfg
-    ws_cfg = cfg.network, cfg.websocket
+    wsc = cfg.websocket
     async with (
         open_ws_session(
-            ws_cfg[0].ws_url,
-            ping_after=ws_cfg[1].ping_after_secs,
-            silence_timeout=ws_cfg[1].silence_timeout_secs,
+            cfg.network.ws_url,
+            ping_after=wsc.ping_after_secs,
+            silence_timeout=wsc.silence_timeout_secs,
             post_timeout=cfg.executor.post_timeout_secs,
-            backoff_initial=ws_cfg[1].reconnect_initial_secs,
-            backoff_max=ws_cfg[1].reconnect_max_secs,
-            healthy_after=ws_cfg[1].healthy_after_secs,
+            backoff_initial=wsc.reconnect_initial_secs,
+            backoff_max=wsc.reconnect_max_secs,
+            healthy_after=wsc.healthy_after_secs,
         ) as ws,
         trio.open_nursery() as nursery,
     ):
@@ -231,6 +231,8 @@ async def _run(
         )
         handle: TrackerHandle = await nursery.start(run_tracker, tracker)
         bot.tracker = handle
+        # Subscribed before anything can trade, so the hooks see every transition.
+        position_events = handle.subscribe()
         user = cfg.account.address
         nonces = signing.NonceManager()
         if bot.trading:
@@ -314,7 +316,7 @@ async def _run(
                 cfg.markets.dex,
                 cfg.position.position_resync_interval_secs,
             )
-            nursery.start_soon(_watch_positions, bot, handle.subscribe())
+            nursery.start_soon(_watch_positions, bot, position_events)
             nursery.start_soon(_watch_fees, bot, handle)
         nursery.start_soon(_report_status, bot)
         task_status.started(bot)
