@@ -1018,3 +1018,29 @@ async def test_against_the_simulator_full_pipeline_with_faults(tmp_path: Path) -
             # Every posted order filled exactly once (one maker level each): none was sent twice.
             assert len({f["cloid"] for f in fills}) == len(fills) == executor.stats.posted == 9
             nursery.cancel_scope.cancel()
+
+
+async def test_a_stale_flatten_chased_by_the_sweep_keeps_its_market_and_flag(autojump_clock: Any) -> None:
+    # Review R6: the sweep resolves an order whose post handling died; it must still count a
+    # flatten's outcome for the hard stop, which needs the market and the reduce-only flag.
+    params = ExecutorParams(post_timeout_secs=5, resolve_timeout_secs=60)
+    async with running(params) as h:
+        h.tracker.open(TSLA, "1", "250")
+        h.cells.set(TSLA, bbo(TSLA, "250", "250.1"))
+
+        h.ws.hang = True  # the post is sent but never answered...
+        real_post_result = h.tracker.post_result
+
+        async def fails(cloid: Cloid, result: object) -> None:
+            raise RuntimeError("tracker call failed")  # ...and handing over its fate fails
+
+        h.tracker.post_result = fails  # type: ignore[method-assign]
+        await h.flatten(TSLA)
+        await trio.sleep(params.post_timeout_secs + 1)
+        h.tracker.post_result = real_post_result  # type: ignore[method-assign]
+        [(cloid, _)] = [(c, r) for c, r in h.tracker.reservations.items() if r.reduce_only]
+        h.tracker.stale = [cloid]
+        h.info.status_answers = [OrderStatusResult(known=True, status="canceled", sz=D(1), orig_sz=D(1))]
+        await trio.sleep(70)
+        assert (cloid, h.info.status_answers[0]) in h.tracker.resolved
+        assert [m for m, _ in h.hard_stop.flatten_failures] == [TSLA]

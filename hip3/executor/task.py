@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 #: orderStatus values that mean the order may still execute.
 LIVE_STATUSES = frozenset({"open", "triggered"})
+#: How long the executor remembers what it sent, for chasing stale reservations.
+SENT_MEMORY_SECS = 6 * 3600.0
 #: How far before the post the fill catch-up window starts (exchange vs local clock skew).
 FILL_WINDOW_MARGIN_MS = 60_000
 
@@ -222,6 +224,9 @@ class Executor:
         self.entries_stopped = False
         self.resolving: set[Cloid] = set()
         self.in_flight: set[Cloid] = set()
+        # What the sweep needs to chase an order it finds stale: market, reduce-only, wall ms sent.
+        # Forgotten by age (SENT_MEMORY_SECS), never cleared at once.
+        self.sent: dict[Cloid, tuple[MarketKey, bool, int]] = {}
         self._block_reason: str | None = None
         self._nursery: trio.Nursery | None = None
         if info is None:
@@ -390,6 +395,7 @@ class Executor:
 
     async def _post(self, order: _Order, body: dict[str, Any]) -> None:
         sent_ms = self.now_ms()
+        self.sent[order.cloid] = (order.market, order.reduce_only, sent_ms)
         try:
             log.info("order %s", order.describe())
             sent = await send_action(
@@ -590,13 +596,20 @@ class Executor:
     async def sweep_stale(self) -> None:
         """Chase reservations nobody is resolving (a post task that died, fills that never came)."""
         older_than = self.params.resolve_timeout_secs + self.params.post_timeout_secs
+        horizon_ms = self.now_ms() - int(SENT_MEMORY_SECS * 1000)
+        for old in [c for c, (_, _, ms) in self.sent.items() if ms < horizon_ms]:
+            del self.sent[old]
         for cloid in await self.tracker.stale_reservations(older_than):
             if cloid in self.resolving or cloid in self.in_flight or self._nursery is None:
                 continue
             log.warning("stale reservation %s: resolving by orderStatus", cloid)
             self.resolving.add(cloid)
-            sent_ms = self.now_ms() - int(older_than * 1000)
-            self._nursery.start_soon(self._resolve, cloid, None, False, sent_ms, True)
+            # An order this executor sent keeps its market and flatten flag (review R6), so the
+            # hard stop still counts a flatten's outcome; an unknown one gets a generous fill window.
+            market, reduce_only, sent_ms = self.sent.get(
+                cloid, (None, False, self.now_ms() - int(older_than * 1000))
+            )
+            self._nursery.start_soon(self._resolve, cloid, market, reduce_only, sent_ms, True)
 
     # -- task --------------------------------------------------------------------------------
 
