@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from hip3.cli import CONFIG_ENV_VAR, EXIT_USAGE, run_with_config
+from hip3.service.cli import CONFIG_ENV_VAR, EXIT_USAGE, run_with_config
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -94,7 +94,7 @@ def _simulated_updates(seconds: float) -> list[Any]:
 
     from hip3.hyperliquid.events import AssetCtx, Bbo
     from hip3.hyperliquid.parse import parse_ws_frame
-    from hip3.marketdata import MarketState, with_bbo, with_ctx
+    from hip3.market.cells import MarketState, with_bbo, with_ctx
     from hip3.sim.config import load_sim_config
     from hip3.sim.engine import Engine
     from hip3.sim.info import asset_ctx, bbo
@@ -134,8 +134,8 @@ def _simulated_updates(seconds: float) -> list[Any]:
 
 def bench_detector(iterations: int) -> BenchResult:
     """Gates + detector on one market update (the detector task's per-update work), demo parameters."""
-    from hip3.detector import DetectorMarketState, DetectorParams, evaluate, observe_oracle
-    from hip3.risk.gates import GateParams, GateState, evaluate_gates
+    from hip3.strategy.detector import DetectorMarketState, DetectorParams, evaluate, observe_oracle
+    from hip3.strategy.gates import GateParams, GateState, evaluate_gates
 
     updates = _simulated_updates(max(60.0, iterations / 8))[:iterations]  # ~13 updates/s
     detector_params = DetectorParams(

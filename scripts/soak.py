@@ -32,24 +32,24 @@ from typing import Any
 import attrs
 import trio
 
-from hip3.app import Bot, run_bot
-from hip3.config import config_from_mapping
-from hip3.demo import demo_config
 from hip3.hyperliquid.signing import address_of
-from hip3.keys import SecretKey
-from hip3.logs import setup_logging
+from hip3.service.app import Bot, run_bot
+from hip3.service.config import config_from_mapping
+from hip3.service.demo import demo_config
+from hip3.service.keys import SecretKey
+from hip3.service.logs import setup_logging
 from hip3.sim import Sim, load_sim_config, open_sim
 
 log = logging.getLogger("hip3.soak")
 
 BALANCE_USD = 10_000
-#: The demo configuration's per-market cap (hip3.demo.demo_config).
+#: The demo configuration's per-market cap (hip3.service.demo.demo_config).
 DEFAULT_MARKET_CAP = Decimal(100)
 #: ERROR/CRITICAL lines that are the correct reaction to an injected fault, with why.
 #: Anything else at ERROR or above fails the soak.
 EXPECTED_ERRORS: tuple[tuple[str, str], ...] = (
     (
-        r"hip3\.executor\.task: order 0x[0-9a-f]{32} abandoned: unresolved after",
+        r"hip3\.trading\.executor\.task: order 0x[0-9a-f]{32} abandoned: unresolved after",
         "a storm (dropped responses, ~90 % 429 on /info, WS flapping) can keep orderStatus from answering"
         " for longer than resolve_timeout_secs; abandoning and leaving it to the next resync is the"
         " designed reaction (the checkpoints and the final flat check still cover its position)",

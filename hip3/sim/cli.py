@@ -10,7 +10,7 @@ from decimal import Decimal
 import trio
 
 from hip3.core import Side
-from hip3.logs import setup_logging
+from hip3.service.logs import setup_logging
 from hip3.sim.accounts import create_throwaway_account
 from hip3.sim.config import SimConfig, SimConfigError, load_sim_config
 from hip3.sim.engine import Engine

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import trio
 
-from hip3.app import Bot, run_bot
-from hip3.config import config_from_mapping
+from hip3.service.app import Bot, run_bot
+from hip3.service.config import config_from_mapping
 from hip3.sim import load_sim_config, open_sim
 
 
@@ -52,9 +52,9 @@ async def test_a_refused_orphan_cancel_stops_the_start(tmp_path: Path) -> None:
 
     import attrs
 
-    from hip3.app import EXIT_FAILED
     from hip3.hyperliquid import signing, wire
-    from hip3.keys import SecretKey
+    from hip3.service.app import EXIT_FAILED
+    from hip3.service.keys import SecretKey
 
     master_key = "0x" + secrets.token_hex(32)
     master = signing.address_of(master_key)
@@ -113,7 +113,7 @@ async def test_a_fill_between_the_startup_sync_and_the_user_subscription_is_not_
 
     from hip3.hyperliquid import signing, wire
     from hip3.hyperliquid.info import InfoClient
-    from hip3.keys import SecretKey
+    from hip3.service.keys import SecretKey
 
     master_key = "0x" + secrets.token_hex(32)
     master = signing.address_of(master_key)

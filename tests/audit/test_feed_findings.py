@@ -8,11 +8,11 @@ import trio
 import trio.testing
 
 from hip3.core import MarketKey
-from hip3.feed import Feed
 from hip3.hyperliquid.events import AssetCtx, Bbo, BookLevel, Fill, OrderUpdates, SubscriptionAck, UserFills
 from hip3.hyperliquid.ws import Connected, Disconnected
-from hip3.marketdata import MarketCells
-from hip3.risk.ready import ReadyState
+from hip3.market.cells import MarketCells
+from hip3.market.feed import Feed
+from hip3.market.ready import ReadyState
 
 TSLA = MarketKey("xyz", "TSLA", 110001)
 USER = "0x" + "ab" * 20

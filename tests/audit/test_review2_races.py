@@ -13,8 +13,6 @@ import trio
 import trio.testing
 
 from hip3.core import Cloid, MarketKey, Price, Side, Size
-from hip3.exits import ExitParams, ExitPlanner
-from hip3.feed import Feed
 from hip3.hyperliquid.events import (
     AssetPosition,
     ClearinghouseState,
@@ -25,10 +23,12 @@ from hip3.hyperliquid.events import (
     UserFills,
 )
 from hip3.hyperliquid.ws import Connected, Disconnected
-from hip3.marketdata import MarketCells
-from hip3.messages import ReserveGranted, ReserveRequest
-from hip3.risk.ready import ReadyState
-from hip3.tracker import Tracker
+from hip3.market.cells import MarketCells
+from hip3.market.feed import Feed
+from hip3.market.ready import ReadyState
+from hip3.trading.exits import ExitParams, ExitPlanner
+from hip3.trading.messages import ReserveGranted, ReserveRequest
+from hip3.trading.tracker import Tracker
 
 TSLA = MarketKey("xyz", "TSLA", 110001)
 USER = "0x" + "ab" * 20

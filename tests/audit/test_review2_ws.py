@@ -12,8 +12,8 @@ import trio.testing
 from hip3.core import Cloid, MarketKey, Price, Side, Size
 from hip3.hyperliquid.parse import ParseStats
 from hip3.hyperliquid.ws import open_ws_session
-from hip3.messages import ReserveDenied, ReserveGranted, ReserveRequest
-from hip3.tracker import Tracker
+from hip3.trading.messages import ReserveDenied, ReserveGranted, ReserveRequest
+from hip3.trading.tracker import Tracker
 from tests.fakes.ws import FakeWsServer
 
 TSLA = MarketKey("xyz", "TSLA", 110001)

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from hip3.core import Cloid, MarketKey, Price, Side, Size
 from hip3.hyperliquid.events import AssetPosition, ClearinghouseState, Fill, UserFills
-from hip3.messages import PostUnknown, ReserveDenied, ReserveGranted, ReserveRequest
-from hip3.tracker import Tracker
+from hip3.trading.messages import PostUnknown, ReserveDenied, ReserveGranted, ReserveRequest
+from hip3.trading.tracker import Tracker
 
 TSLA = MarketKey("xyz", "TSLA", 110001)
 

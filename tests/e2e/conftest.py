@@ -2,7 +2,7 @@
 
 Everything runs on the real clock over loopback sockets (hypercorn, trio-websocket, httpx), so
 every wait here is bounded. The master account and the agent key are generated per test; the
-agent key is approved in the simulator the way `hip3.demo` does it. The simulator's TSLA market is
+agent key is approved in the simulator the way `hip3.service.demo` does it. The simulator's TSLA market is
 frozen (oracle and book set by the test) so the only dislocations are the ones a test makes.
 """
 
@@ -21,12 +21,12 @@ import httpx
 import pytest
 import trio
 
-from hip3.app import Bot, run_bot
-from hip3.config import Config, config_from_mapping
 from hip3.hyperliquid import signing, wire
-from hip3.keys import SecretKey
-from hip3.messages import Signal
+from hip3.service.app import Bot, run_bot
+from hip3.service.config import Config, config_from_mapping
+from hip3.service.keys import SecretKey
 from hip3.sim import Sim, load_sim_config, open_sim
+from hip3.trading.messages import Signal
 
 D = Decimal
 COIN = "TSLA"
@@ -36,7 +36,7 @@ START_PX = D("432.15")
 TICK = D("0.01")  # TSLA below 1000 with szDecimals 3: 5 significant figures -> 2 decimals
 LOT = D("0.001")
 MAX_NOTIONAL = D(100)
-#: hip3.detector caps the size at 99 % of max_notional_per_market (NOTIONAL_CAP_BUFFER).
+#: hip3.strategy.detector caps the size at 99 % of max_notional_per_market (NOTIONAL_CAP_BUFFER).
 CAP_BUFFER = D("0.99")
 BOOK_SIZE = D(20)  # ~$8.6k per level: above normal_book_notional, so the liquidity factor is 1
 
@@ -326,7 +326,7 @@ def assert_one_order_per_cloid(sim: Sim, address: str) -> None:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Sim]:
-    # Testnet signatures, as in hip3.demo: nothing signed here could be valid on mainnet.
+    # Testnet signatures, as in hip3.service.demo: nothing signed here could be valid on mainnet.
     config = attrs.evolve(load_sim_config(None), is_mainnet=False)
     async with open_sim(config, port=0) as running:
         yield running

@@ -1,4 +1,4 @@
-"""The whole bot (`hip3.app.run_bot`) against `hip3.sim` over loopback, with the simulator's faults on.
+"""The whole bot (`hip3.service.app.run_bot`) against `hip3.sim` over loopback, with the simulator's faults on.
 
 Issue #4 point 9: with duplicates, fills before responses, a dropped response, a disconnect and
 stale snapshots, the bot's final positions equal the simulator's, no order is ever sent twice,
@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import trio
 
-from hip3.app import EXIT_OK
 from hip3.core import Side
+from hip3.service.app import EXIT_OK
 from hip3.sim import Sim
 
 from .conftest import (
@@ -635,7 +635,7 @@ async def test_observation_mode_counts_signals_and_places_no_orders(
 
 
 async def test_demo_starts_and_stops_cleanly(caplog: pytest.LogCaptureFixture) -> None:
-    from hip3.demo import run_demo
+    from hip3.service.demo import run_demo
 
     caplog.set_level("INFO")
     with trio.fail_after(20):

@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 
-from hip3.config import config_to_text
+from hip3.service.config import config_to_text
 from hip3.sim import Sim
 from tests.e2e.conftest import Accounts, FrozenMarket, bot_config, post_order_as_master, sim_positions
 

@@ -15,7 +15,7 @@ from typing import Any
 import trio
 
 from hip3.core import MarketKey
-from hip3.messages import PortfolioView, PositionView
+from hip3.trading.messages import PortfolioView, PositionView
 
 SOAK_PATH = Path(__file__).resolve().parents[2] / "scripts" / "soak.py"
 SEED = 7
@@ -146,10 +146,14 @@ async def test_cap_check_fails_above_the_cap() -> None:
 
 
 def test_only_listed_errors_are_expected() -> None:
-    abandoned = "ERROR   hip3.executor.task: order 0x" + "ab" * 16 + " abandoned: unresolved after 3 s; ..."
+    abandoned = (
+        "ERROR   hip3.trading.executor.task: order 0x" + "ab" * 16 + " abandoned: unresolved after 3 s; ..."
+    )
     assert soak.expected_reason(abandoned) is not None
     assert (
-        soak.expected_reason("ERROR   hip3.tracker: fill 12 for cloid 0x01 is buy but the order is sell")
+        soak.expected_reason(
+            "ERROR   hip3.trading.tracker: fill 12 for cloid 0x01 is buy but the order is sell"
+        )
         is None
     )
-    assert soak.expected_reason("CRITICAL hip3.app: crashed") is None
+    assert soak.expected_reason("CRITICAL hip3.service.app: crashed") is None

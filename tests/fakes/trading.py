@@ -30,8 +30,8 @@ from hip3.hyperliquid.events import (
     PostError,
     UserFills,
 )
-from hip3.marketdata import MarketState
-from hip3.messages import (
+from hip3.market.cells import MarketState
+from hip3.trading.messages import (
     Correction,
     DenyReason,
     PortfolioView,

@@ -1,0 +1,1 @@
+"""Market data: the feed, latest-value cells, market conditions and readiness."""

@@ -1,0 +1,1 @@
+"""Service: startup and the root nursery, CLI, config, keys, journal, logs, demo."""

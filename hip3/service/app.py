@@ -1,0 +1,477 @@
+"""The bot: startup, then every task under one root nursery, then an orderly shutdown.
+
+Startup (trading mode): discover markets (asset ids from meta(dex)), sync positions from
+clearinghouseState(dex), cancel orphaned open orders, subscribe market and user channels. Then
+the root nursery runs tracker, feed, detector, executor, exits, resync and a status reporter. A
+task that dies takes the nursery down and the process exits non-zero, so systemd restarts it —
+nothing is restarted silently.
+
+Shutdown on SIGTERM/SIGINT (or `stop` in tests and the demo): stop entries, let in-flight orders
+settle, flatten when configured, exit 0. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from hip3.core import MarketKey, MarketSpec
+from hip3.hyperliquid import signing, wire
+from hip3.hyperliquid.events import ActionOk, OrderError, StatusSuccess
+from hip3.hyperliquid.info import InfoClient, InfoError, open_info_client
+from hip3.hyperliquid.ws import WsSession, open_ws_session
+from hip3.market.cells import MarketCells
+from hip3.market.checks import MarketChecker, initial_conditions, run_market_checks
+from hip3.market.feed import Feed, market_subscriptions, run_feed, user_subscriptions
+from hip3.market.ready import ReadyState
+from hip3.service.config import Config
+from hip3.service.journal import Journal, open_journal
+from hip3.service.keys import KeyLoadError, SecretKey, load_signing_key
+from hip3.strategy.detector import DetectorParams
+from hip3.strategy.gates import GateParams
+from hip3.strategy.scanner import SignalScanner, run_detector
+from hip3.trading.executor.signer import L1OrderSigner
+from hip3.trading.executor.task import Executor, ExecutorParams, run_executor
+from hip3.trading.exits import ExitParams, ExitPlanner, run_exits, shutdown_sequence
+from hip3.trading.hardstop import HardStop, HardStopParams, is_benign_reject
+from hip3.trading.messages import (
+    Correction,
+    FlattenRequest,
+    PositionChanged,
+    PositionClosed,
+    PositionEvent,
+    PositionOpened,
+    Signal,
+)
+from hip3.trading.resync import ResyncStats, run_resync
+from hip3.trading.tracker import Tracker
+from hip3.trading.tracker.task import TrackerHandle, run_tracker
+
+log = logging.getLogger("hip3.service.app")
+
+#: Exit codes: 0 clean, 1 startup failure (systemd retries), 2 refused by configuration.
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_ABORTED = 0, 1, 2, 130
+STATUS_INTERVAL_SECS = 10.0
+
+
+def params_from(cls: type[Any], *sections: Any, **extra: Any) -> Any:
+    """Build a task's parameter class from config sections by matching field names."""
+    values: dict[str, Any] = {}
+    names = {a.name for a in attrs.fields(cls)}
+    for section in sections:
+        for a in attrs.fields(type(section)):
+            if a.name in names:
+                values[a.name] = getattr(section, a.name)
+    values.update(extra)
+    return cls(**values)
+
+
+def detector_params(cfg: Config) -> DetectorParams:
+    return params_from(
+        DetectorParams,
+        cfg.detector,
+        threshold_bps=dict(cfg.markets.threshold_bps),
+        max_notional_per_market=cfg.position.max_notional_per_market,
+    )
+
+
+def hard_stop_params(cfg: Config) -> HardStopParams:
+    return params_from(HardStopParams, cfg.hard_stop, state_file=Path(cfg.hard_stop.state_file))
+
+
+@attrs.define
+class Bot:
+    """Everything one run of the bot holds; tests and the demo read it, nothing else writes it."""
+
+    cfg: Config
+    specs: Mapping[MarketKey, MarketSpec]
+    markets: Mapping[str, MarketKey]
+    cells: MarketCells
+    ready: ReadyState
+    hard_stop: HardStop
+    scanner: SignalScanner
+    tracker: TrackerHandle | None = None
+    executor: Executor | None = None
+    exits: ExitPlanner | None = None
+    resync: ResyncStats | None = None
+    ws: WsSession | None = None
+    stop_requested: trio.Event = attrs.field(factory=trio.Event)
+    abort_requested: trio.Event = attrs.field(factory=trio.Event)
+    journal: Journal | None = None
+    market_checks: MarketChecker | None = None
+    signals_seen: int = 0
+    flat_at_exit: bool | None = None
+
+    @property
+    def trading(self) -> bool:
+        return self.cfg.mode == "trading"
+
+    def request_stop(self) -> None:
+        """First call: orderly shutdown. Second call: stop at once."""
+        if self.stop_requested.is_set():
+            log.warning("second stop request: exiting at once")
+            self.abort_requested.set()
+        else:
+            log.info("stop requested: no new entries; settling in-flight orders")
+            self.stop_requested.set()
+
+
+async def run_bot(
+    cfg: Config,
+    *,
+    mainnet_confirmed: bool = False,
+    key: SecretKey | None = None,
+    handle_signals: bool = True,
+    on_signal: Callable[[Signal], None] | None = None,
+    task_status: trio.TaskStatus[Bot] = trio.TASK_STATUS_IGNORED,
+) -> int:
+    """Run until stopped; returns the process exit code."""
+    trading = cfg.mode == "trading"
+    if trading and cfg.network.is_mainnet and not mainnet_confirmed:
+        log.error(
+            "refusing to trade on mainnet without confirmation: pass --mainnet "
+            '(or set mode = "observation" to watch without orders)'
+        )
+        return EXIT_REFUSED
+    if trading:
+        if cfg.account.address is None:
+            log.error("account.address: required in trading mode")
+            return EXIT_REFUSED
+        if key is None:
+            try:
+                key = load_signing_key(cfg)
+            except KeyLoadError as exc:
+                log.error("%s", exc)
+                return EXIT_REFUSED
+        log.info("trading as %s, signing with %s (%s)", cfg.account.address, key.address, cfg.network.name)
+    else:
+        log.info("observation mode: market data and signals only, no orders")
+
+    hard_stop = HardStop.load(hard_stop_params(cfg))
+    async with open_info_client(cfg.network.info_url, exchange_url=cfg.network.exchange_url or None) as info:
+        try:
+            discovery = await info.discover(cfg.markets.dex, list(cfg.markets.coins))
+        except InfoError as exc:
+            log.error("market discovery failed: %s", exc)
+            return EXIT_FAILED
+        by_coin = discovery.specs
+        if not by_coin:
+            log.error("market discovery: dex %r has no tradable markets", cfg.markets.dex)
+            return EXIT_FAILED
+        specs = {spec.key: spec for spec in by_coin.values()}
+        markets = {spec.key.name: spec.key for spec in by_coin.values()}
+        if trading and cfg.markets.all_coins:
+            log.warning(
+                'trading every market of dex %r (coins = ["*"]): a newly listed market is traded '
+                "without review; list the coins to trade explicitly",
+                cfg.markets.dex,
+            )
+        log.info(
+            "markets: %s",
+            ", ".join(
+                f"{k.name} (asset {k.asset}, szDecimals {s.sz_decimals})" for k, s in sorted(specs.items())
+            ),
+        )
+        bot = Bot(
+            cfg=cfg,
+            specs=specs,
+            markets=markets,
+            cells=MarketCells(specs),
+            ready=ReadyState(specs, trading=trading),
+            hard_stop=hard_stop,
+            scanner=SignalScanner(
+                specs,
+                detector_params(cfg),
+                params_from(GateParams, cfg.gates),
+                initial_conditions(discovery.perp_dex, specs),
+            ),
+        )
+        return await _run(bot, info, key, handle_signals, on_signal, task_status)
+
+
+async def _run(
+    bot: Bot,
+    info: InfoClient,
+    key: SecretKey | None,
+    handle_signals: bool,
+    on_signal: Callable[[Signal], None] | None,
+    task_status: trio.TaskStatus[Bot],
+) -> int:
+    cfg = bot.cfg
+    wsc = cfg.websocket
+    async with (
+        open_ws_session(
+            cfg.network.ws_url,
+            ping_after=wsc.ping_after_secs,
+            silence_timeout=wsc.silence_timeout_secs,
+            post_timeout=cfg.executor.post_timeout_secs,
+            backoff_initial=wsc.reconnect_initial_secs,
+            backoff_max=wsc.reconnect_max_secs,
+            healthy_after=wsc.healthy_after_secs,
+        ) as ws,
+        trio.open_nursery() as nursery,
+    ):
+        bot.ws = ws
+        if handle_signals:
+            nursery.start_soon(_watch_os_signals, bot)
+        tracker = Tracker(
+            bot.markets,
+            max_notional_per_market=cfg.position.max_notional_per_market,
+            max_total_notional=cfg.position.max_total_notional,
+            max_concurrent_positions=cfg.position.max_concurrent_positions,
+        )
+        handle: TrackerHandle = await nursery.start(run_tracker, tracker)
+        bot.tracker = handle
+        # Subscribed before anything can trade, so the hooks see every transition.
+        position_events = handle.subscribe()
+        user = cfg.account.address
+        nonces = signing.NonceManager()
+        if bot.trading:
+            assert user is not None and key is not None
+            if not await _startup_sync(bot, info, handle, user, key, nonces):
+                nursery.cancel_scope.cancel()
+                return EXIT_FAILED
+
+        feed = Feed(
+            bot.cells,
+            bot.markets,
+            bot.ready,
+            user=user if bot.trading else None,
+            sink=handle if bot.trading else None,
+            fetch_fills_since=(lambda since: info.user_fills_by_time(user, since))
+            if bot.trading and user
+            else None,
+        )
+        await nursery.start(run_feed, ws.events, feed)
+        for sub in market_subscriptions(bot.markets):
+            await ws.subscribe(sub)
+        if bot.trading and user:
+            for sub in user_subscriptions(user):
+                await ws.subscribe(sub)
+
+        signals_send, signals_recv = trio.open_memory_channel[Signal](4)
+        flattens_send, flattens_recv = trio.open_memory_channel[FlattenRequest](100)
+
+        bot.journal = await open_journal(cfg.journal.path, nursery)
+
+        def count_signal(sig: Signal) -> None:
+            bot.signals_seen += 1
+            if bot.journal is not None:
+                bot.journal.record(sig)
+            if on_signal is not None:
+                on_signal(sig)
+
+        await nursery.start(
+            functools.partial(run_detector, on_signal=count_signal),
+            bot.cells,
+            bot.scanner,
+            signals_send if bot.trading else None,
+        )
+        bot.market_checks = await nursery.start(
+            run_market_checks,
+            info,
+            cfg.markets.dex,
+            bot.specs,
+            bot.scanner.conditions,
+            cfg.gates.param_check_interval_secs,
+        )
+        if bot.trading:
+            assert key is not None and user is not None
+            bot.executor = Executor(
+                tracker=handle,
+                cells=bot.cells,
+                specs=bot.specs,
+                signer=L1OrderSigner(key.hex, cfg.network.is_mainnet, nonces),
+                user=user,
+                ws=ws,
+                info=info,
+                hard_stop=bot.hard_stop,
+                ready=bot.ready,
+                is_benign_reject=is_benign_reject,
+                params=params_from(ExecutorParams, cfg.executor, cfg.exits),
+            )
+            await nursery.start(run_executor, bot.executor, signals_recv, flattens_recv)
+            bot.exits = await nursery.start(
+                run_exits, handle, bot.cells, flattens_send, params_from(ExitParams, cfg.exits)
+            )
+            bot.resync = await nursery.start(
+                functools.partial(
+                    run_resync,
+                    may_run=lambda: bot.ready.connected and bot.ready.caught_up,
+                    # Any disconnect or reconnect during the fetch voids the snapshot.
+                    link_epoch=lambda: (ws.connections, ws.is_connected, bot.ready.caught_up),
+                ),
+                handle,
+                info,
+                user,
+                cfg.markets.dex,
+                cfg.position.position_resync_interval_secs,
+            )
+            nursery.start_soon(_watch_positions, bot, position_events)
+            nursery.start_soon(_watch_fees, bot, handle)
+        nursery.start_soon(_report_status, bot)
+        task_status.started(bot)
+
+        await bot.stop_requested.wait()
+        with trio.CancelScope() as shutdown_scope:
+            nursery.start_soon(_abort_on_second_request, bot, shutdown_scope)
+            if bot.trading and bot.executor is not None:
+                bot.flat_at_exit = await shutdown_sequence(
+                    handle,
+                    flattens_send,
+                    bot.executor,
+                    flatten_on_shutdown=cfg.shutdown.flatten_on_shutdown,
+                    settle_timeout_secs=cfg.shutdown.settle_timeout_secs,
+                )
+        nursery.cancel_scope.cancel()
+    if bot.journal is not None:
+        bot.journal.close()
+    if bot.abort_requested.is_set():
+        return EXIT_ABORTED
+    log.info("stopped cleanly")
+    return EXIT_OK
+
+
+async def _startup_sync(
+    bot: Bot, info: InfoClient, handle: TrackerHandle, user: str, key: SecretKey, nonces: signing.NonceManager
+) -> bool:
+    """Orphaned orders cancelled, then positions from clearinghouseState. False: do not trade.
+
+    Cancelling first means none of our orders can fill between the position snapshot and the
+    userFills subscription (whose snapshot is history and never rebuilds positions).
+    """
+    dex = bot.cfg.markets.dex
+    if not await _cancel_orphans(bot, info, user, key, nonces):
+        return False
+    try:
+        fence = await handle.begin_fetch()
+        state = await info.clearinghouse_state(user, dex)
+        await handle.apply_snapshot(fence, state, dex=dex)
+    except InfoError as exc:
+        # Never start from "flat" because a query failed: a failed query is unknown, not empty.
+        log.error("startup position sync failed, not trading: %s", exc)
+        return False
+    view = handle.view()
+    held = ", ".join(f"{m} {p.size} @ {p.entry_px}" for m, p in sorted(view.positions.items())) or "none"
+    log.info("positions at startup (dex %s, account value %s): %s", dex, state.account_value, held)
+    bot.ready.on_positions_synced()
+    return True
+
+
+#: A cancel answered with this error found the order already gone: the goal is met.
+ALREADY_GONE = "Order was never placed, already canceled, or filled"
+
+
+async def _cancel_orphans(
+    bot: Bot, info: InfoClient, user: str, key: SecretKey, nonces: signing.NonceManager
+) -> bool:
+    """Cancel open orders left in our markets by an earlier run; True only when none is left."""
+    dex = bot.cfg.markets.dex
+    try:
+        orders = await info.open_orders(user, dex)
+    except InfoError as exc:
+        log.error("startup open-order query failed, not trading: %s", exc)
+        return False
+    ours = [o for o in orders if o.coin in bot.markets]
+    if not ours:
+        return True
+    action = wire.cancel_action([(bot.markets[o.coin].asset, o.oid) for o in ours])
+    nonce = nonces.next()
+    signature = signing.sign_l1_action(key.hex, action, nonce, is_mainnet=bot.cfg.network.is_mainnet)
+    try:
+        result = await info.post_exchange({"action": action, "nonce": nonce, "signature": signature})
+    except InfoError as exc:
+        log.error("cancelling %d orphaned orders failed, not trading: %s", len(ours), exc)
+        return False
+    refused: list[str] = []
+    match result:
+        case ActionOk(statuses=statuses) if len(statuses) == len(ours):
+            for order, status in zip(ours, statuses, strict=True):
+                match status:
+                    case StatusSuccess():
+                        pass
+                    case OrderError(message=message) if message.startswith(ALREADY_GONE):
+                        pass
+                    case _:
+                        refused.append(f"{order.coin} oid {order.oid}: {status}")
+        case _:
+            refused.append(f"{result}")
+    if refused:
+        log.error("orphaned orders could not be cancelled, not trading: %s", "; ".join(refused))
+        return False
+    log.warning(
+        "cancelled %d orphaned open orders: %s", len(ours), ", ".join(f"{o.coin} oid {o.oid}" for o in ours)
+    )
+    return True
+
+
+async def _watch_os_signals(bot: Bot) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s", signal.Signals(signum).name)
+            bot.request_stop()
+
+
+async def _abort_on_second_request(bot: Bot, scope: trio.CancelScope) -> None:
+    await bot.abort_requested.wait()
+    scope.cancel()
+
+
+async def _watch_positions(bot: Bot, events: trio.MemoryReceiveChannel[PositionEvent]) -> None:
+    """Position hooks: realized PnL to the hard stop, every transition to the journal.
+
+    The tracker logs each transition; fees reach the hard stop separately (`_watch_fees`)
+    because a fill's fee can arrive after the post response already closed the position.
+    """
+    async with events:
+        async for event in events:
+            if bot.journal is not None:
+                bot.journal.record(event)
+            match event:
+                case PositionClosed(realized_pnl=pnl):
+                    bot.hard_stop.record_pnl(pnl, Decimal(0), datetime.now(UTC).date(), trio.current_time())
+                case PositionOpened() | PositionChanged() | Correction():
+                    pass
+
+
+async def _watch_fees(bot: Bot, tracker: TrackerHandle) -> None:
+    """Every fee the tracker learns of counts against the daily loss limit, when it is learnt."""
+    view = tracker.view()
+    fees_seen = view.fees
+    while True:
+        view = await tracker.wait_view_change(view.seq)
+        if view.fees != fees_seen:
+            delta, fees_seen = view.fees - fees_seen, view.fees
+            bot.hard_stop.record_pnl(Decimal(0), delta, datetime.now(UTC).date(), trio.current_time())
+
+
+async def _report_status(bot: Bot) -> None:
+    while True:
+        await trio.sleep(STATUS_INTERVAL_SECS)
+        log.info("%s", status_line(bot))
+
+
+def status_line(bot: Bot) -> str:
+    parts = ["READY" if bot.ready.is_ready else f"not ready ({bot.ready.why_not()})"]
+    parts.append(f"signals {bot.signals_seen}")
+    if bot.tracker is not None and bot.trading:
+        view = bot.tracker.view()
+        held = ", ".join(f"{m.coin} {p.size}@{p.entry_px}" for m, p in sorted(view.positions.items()))
+        parts.append(f"positions [{held}]")
+        net = view.realized_pnl - view.fees
+        parts.append(f"PnL net {net:.4f} (realized {view.realized_pnl:.4f}, fees {view.fees:.4f})")
+    if bot.executor is not None:
+        stats = bot.executor.stats
+        parts.append(f"orders posted {stats.posted} filled {stats.filled} rejected {stats.rejected}")
+    if bot.hard_stop.latched:
+        parts.append(f"HARD STOP: {bot.hard_stop.reason}")
+    return "; ".join(parts)

@@ -1,0 +1,1 @@
+"""Strategy: pure detector and gates, and the scanner task that runs them."""

@@ -1,0 +1,238 @@
+"""Market-data gates: per market, pure, failing closed (reference/original-system.md §4.1).
+
+`evaluate_gates` runs the gates in a fixed order and stops at the first block. The order matters:
+the spread-shock EWMA is fed only books that got past the freshness and sanity gates, so stale
+or one-sided data never contaminates it (7.C item 7). There is one EWMA per market.
+
+`GateLog` turns verdicts into log lines on transitions only, so a blocked market does not flood
+the log (7.A item 3).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from hip3.core import MarketKey
+from hip3.hyperliquid.events import Bbo
+from hip3.market.cells import BPS, MarketState, bbo_problem, mid_px, spread_bps
+from hip3.params import non_negative, param_decimal
+
+GATE_ORDER = (
+    "bbo_age",
+    "ctx_age",
+    "time_regression",
+    "mark_mid",
+    "spread_shock",
+    "oi_cap",
+    "param_change",
+    "halt",
+)
+
+
+def _alpha(inst: Any, attribute: attrs.Attribute[Any], value: Decimal) -> None:
+    if not 0 < value <= 1:
+        raise ValueError(f"gates.{attribute.name}: must be in (0, 1], got {value}")
+
+
+_NON_NEGATIVE = non_negative("gates")
+
+
+@frozen
+class GateParams:
+    """`[gates]` config keys. A limit of 0 turns its gate off where noted."""
+
+    max_bbo_age_ms: int = field(default=2000, converter=int, validator=_NON_NEGATIVE)  # 0 = off
+    max_ctx_age_ms: int = field(default=8000, converter=int, validator=_NON_NEGATIVE)  # 0 = off
+    max_mark_mid_divergence_bps: Decimal = field(
+        default=Decimal(50), converter=param_decimal, validator=_NON_NEGATIVE
+    )  # 0 = off
+    spread_ewma_alpha: Decimal = field(default=Decimal("0.05"), converter=param_decimal, validator=_alpha)
+    spread_shock_multiplier: Decimal = field(
+        default=Decimal(3), converter=param_decimal, validator=_NON_NEGATIVE
+    )  # 0 = off
+    spread_shock_min_samples: int = field(default=20, converter=int, validator=_NON_NEGATIVE)
+    max_oi_fraction: Decimal = field(
+        default=Decimal("0.95"), converter=param_decimal, validator=_NON_NEGATIVE
+    )
+    time_regression_hold_secs: float = field(default=30.0, converter=float, validator=_NON_NEGATIVE)
+    #: How often the caller re-checks market parameters (feeds `params_changed`); not used here.
+    param_check_interval_secs: float = field(default=300.0, converter=float, validator=_NON_NEGATIVE)
+
+
+@frozen
+class GateState:
+    """Per-market gate memory: the spread EWMA (bps), how many books fed it, and which book was last fed."""
+
+    spread_ewma: Decimal | None = None
+    samples: int = 0
+    # The last book fed in: re-evaluating the same book (a ctx-only update) adds no sample.
+    sampled_bbo_at: float | None = None
+    sampled_bbo: Bbo | None = None
+    shock_detail: str | None = None  # that book's spread-shock verdict (None: no shock)
+
+
+@frozen
+class GateVerdict:
+    ok: bool
+    gate: str | None = None
+    detail: str = ""
+
+
+PASS = GateVerdict(ok=True)
+
+
+def _block(gate: str, detail: str) -> GateVerdict:
+    return GateVerdict(ok=False, gate=gate, detail=detail)
+
+
+def _age_ms(at: float | None, now: float) -> int | None:
+    return None if at is None else round((now - at) * 1000)
+
+
+def _fmt_bps(value: Decimal) -> str:
+    return f"{value:.1f}"
+
+
+def evaluate_gates(
+    ms: MarketState,
+    gs: GateState,
+    params: GateParams,
+    *,
+    oi_cap: Decimal | None,
+    halted: bool,
+    params_changed: bool,
+    now: float,
+) -> tuple[GateVerdict, GateState]:
+    """The first gate that blocks `ms` (or PASS) and the market's new gate state.
+
+    `oi_cap` is the market's open-interest cap in USD notional (None: unknown, the gate passes);
+    open interest (in coins) is valued at the mark price. `halted` and `params_changed` are
+    latched facts the caller learned elsewhere (trading halted; market parameters changed since
+    discovery).
+    """
+    # 1. bbo_age — no book at all counts as infinitely old.
+    if params.max_bbo_age_ms > 0:
+        age = _age_ms(ms.bbo_at, now)
+        if ms.bbo is None or age is None:
+            return _block("bbo_age", "no bbo since (re)connect"), gs
+        if age > params.max_bbo_age_ms:
+            return _block("bbo_age", f"{age} ms > {params.max_bbo_age_ms} ms"), gs
+
+    # 2. ctx_age — the oracle's freshness is the context's receive age, not the oracle value's age (7.A item 2).
+    if params.max_ctx_age_ms > 0:
+        age = _age_ms(ms.ctx_at, now)
+        if ms.ctx is None or age is None:
+            return _block("ctx_age", "no asset context since (re)connect"), gs
+        if age > params.max_ctx_age_ms:
+            return _block("ctx_age", f"{age} ms > {params.max_ctx_age_ms} ms"), gs
+
+    # 3. time_regression — hold until the exchange clock has run forward for a while.
+    if ms.time_regressed_at is not None:
+        since = now - ms.time_regressed_at
+        if since < params.time_regression_hold_secs:
+            return _block(
+                "time_regression",
+                f"exchange time went backwards {since:.1f} s ago (hold {params.time_regression_hold_secs:g} s)",
+            ), gs
+
+    # 4. mark_mid — a book far from the mark is not the market the mark describes; no book ⇒ block.
+    if params.max_mark_mid_divergence_bps > 0:
+        if ms.ctx is None:
+            return _block("mark_mid", "no asset context (mark unknown)"), gs
+        problem = bbo_problem(ms.bbo)
+        if problem is not None:
+            return _block("mark_mid", problem), gs
+        mid = mid_px(ms.bbo)
+        assert mid is not None
+        divergence = abs(ms.ctx.mark_px - mid) / mid * BPS
+        if divergence > params.max_mark_mid_divergence_bps:
+            return _block(
+                "mark_mid",
+                f"|mark {ms.ctx.mark_px} − mid {mid}| = {_fmt_bps(divergence)} bps > "
+                f"{params.max_mark_mid_divergence_bps} bps",
+            ), gs
+
+    # 5. spread_shock — invalid books are never fed to the EWMA (and block: nothing to trade).
+    spread = spread_bps(ms.bbo)
+    if spread is None:
+        return _block("spread_shock", bbo_problem(ms.bbo) or "invalid book"), gs
+    new_gs = gs
+    shock = gs.shock_detail
+    if (ms.bbo_at, ms.bbo) != (gs.sampled_bbo_at, gs.sampled_bbo):
+        ewma = gs.spread_ewma
+        shock = None
+        if (
+            params.spread_shock_multiplier > 0
+            and ewma is not None
+            and gs.samples >= params.spread_shock_min_samples
+            and spread > ewma * params.spread_shock_multiplier
+        ):
+            shock = (
+                f"spread {_fmt_bps(spread)} bps > {params.spread_shock_multiplier} × average "
+                f"{_fmt_bps(ewma)} bps"
+            )
+        # The sample is judged against the average before it, then joins it, so a lasting change
+        # of regime stops blocking after a while.
+        alpha = params.spread_ewma_alpha
+        new_gs = GateState(
+            spread_ewma=spread if ewma is None else alpha * spread + (1 - alpha) * ewma,
+            samples=gs.samples + 1,
+            sampled_bbo_at=ms.bbo_at,
+            sampled_bbo=ms.bbo,
+            shock_detail=shock,
+        )
+    # else: the same book as the last sample (a ctx-only update) keeps its verdict and adds no sample.
+    if shock is not None:
+        return _block("spread_shock", shock), new_gs
+
+    # 6. oi_cap — near the cap the exchange refuses increases; unknown cap ⇒ pass.
+    if oi_cap is not None:
+        if ms.ctx is None:
+            return _block("oi_cap", "no asset context (open interest unknown)"), new_gs
+        oi_notional = ms.ctx.open_interest * ms.ctx.mark_px
+        limit = oi_cap * params.max_oi_fraction
+        if oi_notional >= limit:
+            return _block(
+                "oi_cap", f"open interest ${oi_notional:.0f} >= {params.max_oi_fraction} × cap ${oi_cap}"
+            ), new_gs
+
+    # 7. param_change — latched by the caller until the market is re-validated.
+    if params_changed:
+        return _block("param_change", "market parameters changed since discovery"), new_gs
+
+    # 8. halt
+    if halted:
+        return _block("halt", "trading halted"), new_gs
+
+    return PASS, new_gs
+
+
+class GateLog:
+    """Remembers the last verdict per market; `observe` returns a log line only when it changes."""
+
+    def __init__(self) -> None:
+        self._blocked: dict[MarketKey, tuple[str, float]] = {}  # market -> (gate, blocked since)
+
+    def observe(self, market: MarketKey, verdict: GateVerdict, now: float) -> str | None:
+        previous = self._blocked.get(market)
+        if verdict.ok:
+            if previous is None:
+                return None
+            del self._blocked[market]
+            return f"market {market} unblocked after {now - previous[1]:.1f} s (was {previous[0]})"
+        gate = verdict.gate or "?"
+        if previous is None:
+            self._blocked[market] = (gate, now)
+            return f"market {market} blocked by {gate}: {verdict.detail}"
+        if previous[0] != gate:
+            self._blocked[market] = (gate, previous[1])
+            return f"market {market} now blocked by {gate}: {verdict.detail}"
+        return None
+
+    def blocked_markets(self) -> dict[MarketKey, str]:
+        """Markets blocked right now and by which gate (for status displays)."""
+        return {m: gate for m, (gate, _) in self._blocked.items()}

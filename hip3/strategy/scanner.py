@@ -1,0 +1,135 @@
+"""The detector task: for every market whose cell changed, market gates first, then the detector.
+
+Thin loop around pure functions (`hip3.strategy.gates.evaluate_gates`, `hip3.strategy.detector.evaluate`);
+the per-market gate and detector states live here and nowhere else. Signals go to the executor
+through a small buffer: a signal the executor can't take at once is stale by the time it could,
+so it is dropped and counted rather than queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+
+import attrs
+import trio
+
+from hip3.core import MarketKey, MarketSpec
+from hip3.market.cells import MarketCells
+from hip3.strategy.detector import DetectorMarketState, DetectorParams, evaluate, observe_oracle
+from hip3.strategy.gates import GateLog, GateParams, GateState, evaluate_gates
+from hip3.trading.messages import Signal
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class MarketConditions:
+    """Facts about a market that come from outside the feed (discovery, periodic checks).
+
+    Seeded by `hip3.market.checks.initial_conditions`; `run_market_checks` updates the objects in
+    `SignalScanner.conditions` in place.
+    """
+
+    oi_cap: Decimal | None = None
+    halted: bool = False
+    params_changed: bool = False
+
+
+@attrs.define
+class DetectorStats:
+    evaluations: int = 0
+    blocked: Counter[str] = attrs.field(factory=Counter)
+    signals: int = 0
+    signals_dropped_busy: int = 0
+
+
+class SignalScanner:
+    """Holds the per-market gate and detector state; `scan` is called with changed markets."""
+
+    def __init__(
+        self,
+        specs: Mapping[MarketKey, MarketSpec],
+        detector_params: DetectorParams,
+        gate_params: GateParams,
+        conditions: Mapping[MarketKey, MarketConditions] | None = None,
+    ) -> None:
+        self.specs = specs
+        self.detector_params = detector_params
+        self.gate_params = gate_params
+        self.conditions = dict(conditions or {})
+        self.gate_states: dict[MarketKey, GateState] = {m: GateState() for m in specs}
+        self.detector_states: dict[MarketKey, DetectorMarketState] = {m: DetectorMarketState() for m in specs}
+        self.gate_log = GateLog()
+        self.stats = DetectorStats()
+
+    def scan(self, cells: MarketCells, changed: set[MarketKey], now: float) -> list[Signal]:
+        signals: list[Signal] = []
+        for market in sorted(changed):
+            spec = self.specs.get(market)
+            if spec is None:
+                continue
+            state = cells.get(market)
+            cond = self.conditions.get(market) or MarketConditions()
+            verdict, self.gate_states[market] = evaluate_gates(
+                state,
+                self.gate_states[market],
+                self.gate_params,
+                oi_cap=cond.oi_cap,
+                halted=cond.halted,
+                params_changed=cond.params_changed,
+                now=now,
+            )
+            line = self.gate_log.observe(market, verdict, now)
+            if line:
+                log.info("%s", line)
+            self.stats.evaluations += 1
+            if not verdict.ok:
+                self.stats.blocked[verdict.gate or "?"] += 1
+                # The oracle's direction is history the detector needs once the gate opens again.
+                self.detector_states[market] = observe_oracle(
+                    state, self.detector_states[market], self.detector_params, now
+                )
+                continue
+            signal, self.detector_states[market] = evaluate(
+                state, self.detector_states[market], spec, self.detector_params, now
+            )
+            if signal is not None:
+                self.stats.signals += 1
+                signals.append(signal)
+        return signals
+
+
+def describe_signal(signal: Signal) -> str:
+    return (
+        f"signal {signal.market} {signal.side}: edge {signal.raw_edge_bps:.1f} bps > "
+        f"threshold {signal.threshold_bps:.1f} bps (oracle {signal.oracle_px}, "
+        f"best {signal.best_px} x {signal.best_sz}, size {signal.suggested_size})"
+    )
+
+
+async def run_detector(
+    cells: MarketCells,
+    scanner: SignalScanner,
+    signals_out: trio.MemorySendChannel[Signal] | None,
+    *,
+    on_signal: Callable[[Signal], None] | None = None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """`signals_out` None means observation mode: signals are logged and recorded only."""
+    task_status.started()
+    while True:
+        changed = await cells.wait_changed()
+        for signal in scanner.scan(cells, changed, trio.current_time()):
+            log.info("%s", describe_signal(signal))
+            if on_signal is not None:
+                on_signal(signal)
+            if signals_out is None:
+                continue
+            try:
+                signals_out.send_nowait(signal)
+            except trio.WouldBlock:
+                scanner.stats.signals_dropped_busy += 1
+                log.debug("executor busy: dropped %s", describe_signal(signal))

@@ -1,0 +1,1 @@
+"""Trading: the tracker (owner of positions), executor, exits, resync and hard stop."""

@@ -1,0 +1,664 @@
+"""The executor task: signal → round → Reserve → sign once → post → outcome to the tracker.
+
+Entries and flattens arrive on two memory channels. Everything position-dependent is decided by
+the tracker in `reserve` (DESIGN.md rule 2); the executor only checks what it owns: the hard
+stop and READY (entries), legal sizes and prices (rule 5, before reserving), the new-order rate.
+Each order is posted in its own child task so one slow post never blocks another market. A post
+whose fate is unknown is settled by orderStatus / userFills, never by sending it again (rule 6).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, Protocol
+
+import attrs
+import trio
+from attrs import frozen
+
+from hip3.core import Cloid, MarketKey, MarketSpec, Side
+from hip3.hyperliquid.events import (
+    ActionErr,
+    ActionOk,
+    Fill,
+    Filled,
+    OrderError,
+    OrderStatusResult,
+    PostError,
+    Resting,
+    StatusOther,
+    StatusSuccess,
+    UserFills,
+)
+from hip3.market.cells import MarketSource
+from hip3.trading.executor.pricing import DropReason, OrderTerms, entry_terms, flatten_terms
+from hip3.trading.executor.signer import OrderSigner
+from hip3.trading.executor.transport import ActionPoster, ExchangePoster, NotSent, SendOutcome, send_action
+from hip3.trading.messages import (
+    FlattenRequest,
+    PortfolioView,
+    PostUnknown,
+    ReserveDecision,
+    ReserveDenied,
+    ReserveRequest,
+    Signal,
+)
+
+log = logging.getLogger(__name__)
+
+#: orderStatus values that mean the order may still execute.
+LIVE_STATUSES = frozenset({"open", "triggered"})
+#: How long the executor remembers what it sent, for chasing stale reservations.
+SENT_MEMORY_SECS = 6 * 3600.0
+#: How far before the post the fill catch-up window starts (exchange vs local clock skew).
+FILL_WINDOW_MARGIN_MS = 60_000
+
+
+@frozen
+class ExecutorParams:
+    """`[executor]` keys, plus `flatten_slippage_bps` from `[exits]`."""
+
+    max_slippage_bps: Decimal = Decimal(10)
+    post_timeout_secs: float = 5.0
+    resolve_timeout_secs: float = 60.0
+    http_fallback: bool = True
+    max_orders_per_second: float = 10.0
+    flatten_slippage_bps: Decimal = Decimal(50)
+    # First orderStatus poll delay; doubles up to `resolve_poll_max_secs`.
+    resolve_poll_initial_secs: float = 0.5
+    resolve_poll_max_secs: float = 8.0
+    # How long after a lost post an orderStatus "unknownOid" is still taken as "not there yet".
+    unknown_oid_grace_secs: float = 5.0
+
+
+@attrs.define
+class ExecutorStats:
+    signals: int = 0
+    flatten_requests: int = 0
+    dropped: Counter[str] = attrs.field(factory=Counter)
+    reserved: int = 0
+    denied: Counter[str] = attrs.field(factory=Counter)
+    posted: int = 0
+    posted_http: int = 0
+    filled: int = 0
+    resting: int = 0
+    rejected: int = 0
+    rejected_benign: int = 0
+    unknown: int = 0
+    not_sent: int = 0
+    resolved: int = 0
+    abandoned: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# What the executor depends on (the real ones live in hip3.trading.tracker, hip3.market.cells, hip3.trading.hardstop)
+
+
+class TrackerPort(Protocol):
+    def view(self) -> PortfolioView: ...
+
+    async def reserve(self, req: ReserveRequest) -> ReserveDecision: ...
+
+    async def post_result(self, cloid: Cloid, result: Any) -> None: ...
+
+    async def order_resolved(self, cloid: Cloid, status: OrderStatusResult) -> None: ...
+
+    async def stale_reservations(self, older_than: float) -> list[Cloid]: ...
+
+    async def abandon(self, cloid: Cloid, reason: str) -> None: ...
+
+
+class HardStopLike(Protocol):
+    @property
+    def latched(self) -> bool: ...
+
+    def record_reject(self, message: str, now: float) -> Any: ...
+
+    def record_flatten_failure(self, market: MarketKey, reason: str) -> Any: ...
+
+    def record_flatten_success(self, market: MarketKey) -> Any: ...
+
+
+class ReadyLike(Protocol):
+    @property
+    def is_ready(self) -> bool: ...
+
+    def why_not(self) -> str: ...
+
+
+class OrderInfo(Protocol):
+    """The info client as the executor sees it (settling unknown posts)."""
+
+    async def order_status(self, user: str, oid_or_cloid: int | str) -> OrderStatusResult: ...
+
+    async def user_fills_by_time(self, user: str, start_ms: int, end_ms: int | None = None) -> list[Fill]: ...
+
+
+class InfoAndExchange(OrderInfo, ExchangePoster, Protocol):
+    pass
+
+
+def wall_clock_ms() -> int:
+    # Only for the userFillsByTime query window (exchange timestamps are wall-clock data).
+    return time.time_ns() // 1_000_000
+
+
+class RateLimiter:
+    """At most `rate` new orders in any rolling second of trio time (0 or less: unlimited)."""
+
+    def __init__(self, rate: float) -> None:
+        self.capacity = math.floor(rate) if rate > 0 else 0
+        self.sent: deque[float] = deque()
+
+    def allows(self, now: float) -> bool:
+        if self.capacity <= 0:
+            return True
+        while self.sent and now - self.sent[0] >= 1.0:
+            self.sent.popleft()
+        return len(self.sent) < self.capacity
+
+    def record(self, now: float) -> None:
+        if self.capacity > 0:
+            self.sent.append(now)
+
+
+@frozen
+class _Order:
+    cloid: Cloid
+    market: MarketKey
+    terms: OrderTerms
+    reduce_only: bool
+    reason: str  # "entry" or the flatten reason
+
+    def describe(self) -> str:
+        kind = "flatten" if self.reduce_only else "entry"
+        return (
+            f"{kind} {self.market} {self.terms.side} {self.terms.size} @ {self.terms.limit_px} "
+            f"cloid={self.cloid} ({self.reason})"
+        )
+
+
+class Executor:
+    """State the executor owns: counters, the rate limiter, orders being resolved, the entry switch.
+
+    `info` is needed in trading mode whatever `http_fallback` says: it settles posts whose outcome
+    is unknown (orderStatus by cloid, userFillsByTime). `params.http_fallback` alone decides
+    whether it is also used to post when the WebSocket is down.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracker: TrackerPort,
+        cells: MarketSource,
+        specs: Mapping[MarketKey, MarketSpec],
+        signer: OrderSigner,
+        user: str,
+        ws: ActionPoster | None,
+        info: InfoAndExchange | None,
+        hard_stop: HardStopLike,
+        ready: ReadyLike,
+        is_benign_reject: Callable[[str], bool],
+        params: ExecutorParams = ExecutorParams(),
+        now_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.tracker = tracker
+        self.cells = cells
+        self.specs = specs
+        self.signer = signer
+        self.user = user
+        self.ws = ws
+        self.info = info
+        self.hard_stop = hard_stop
+        self.ready = ready
+        self.is_benign_reject = is_benign_reject
+        self.params = params
+        self.now_ms = now_ms
+        self.stats = ExecutorStats()
+        self.rate = RateLimiter(params.max_orders_per_second)
+        self.entries_stopped = False
+        self.resolving: set[Cloid] = set()
+        self.in_flight: set[Cloid] = set()
+        # What the sweep needs to chase an order it finds stale: market, reduce-only, wall ms sent.
+        # Forgotten by age (SENT_MEMORY_SECS), never cleared at once.
+        self.sent: dict[Cloid, tuple[MarketKey, bool, int]] = {}
+        self._block_reason: str | None = None
+        self._nursery: trio.Nursery | None = None
+        if info is None:
+            log.warning("executor has no info client: posts with an unknown outcome cannot be resolved")
+
+    # -- switches --------------------------------------------------------------------------
+
+    def stop_entries(self) -> None:
+        """Shutdown: from now on every signal is dropped; flattens still flow."""
+        if not self.entries_stopped:
+            log.info("executor: new entries stopped")
+        self.entries_stopped = True
+
+    @property
+    def busy(self) -> bool:
+        """True while a post or a resolution is under way."""
+        return bool(self.in_flight or self.resolving)
+
+    # -- entries ---------------------------------------------------------------------------
+
+    def _drop(self, reason: DropReason, what: str) -> None:
+        self.stats.dropped[reason.value] += 1
+        log.debug("dropped %s: %s", what, reason.value)
+
+    def _entry_block(self) -> str | None:
+        if self.entries_stopped:
+            return DropReason.SHUTTING_DOWN.value
+        if self.hard_stop.latched:
+            return DropReason.HARD_STOP.value
+        if not self.ready.is_ready:
+            return DropReason.NOT_READY.value
+        return None
+
+    def _note_block(self, block: str | None) -> None:
+        # Log the state change, not every blocked signal (a blocked market can emit many).
+        if block == self._block_reason:
+            return
+        if block is None:
+            log.info("executor: entries allowed again")
+        elif block == DropReason.NOT_READY.value:
+            log.info("executor: entries blocked: not READY (%s)", self.ready.why_not())
+        else:
+            log.info("executor: entries blocked: %s", block)
+        self._block_reason = block
+
+    async def handle_signal(self, signal: Signal) -> None:
+        self.stats.signals += 1
+        block = self._entry_block()
+        self._note_block(block)
+        if block is not None:
+            self.stats.dropped[block] += 1
+            return
+        spec = self.specs.get(signal.market)
+        if spec is None:
+            self._drop(DropReason.UNKNOWN_MARKET, f"signal for {signal.market}")
+            return
+        terms = entry_terms(
+            spec, signal.side, signal.best_px, signal.suggested_size, self.params.max_slippage_bps
+        )
+        if isinstance(terms, DropReason):
+            self._drop(terms, f"{signal.market} {signal.side} size {signal.suggested_size}")
+            return
+        now = trio.current_time()
+        if not self.rate.allows(now):
+            self._drop(DropReason.RATE_LIMITED, f"{signal.market} {signal.side}")
+            return
+        granted = await self._reserve(
+            _Order(Cloid.random(), signal.market, terms, reduce_only=False, reason="entry")
+        )
+        if granted is None:
+            return
+        late_block = self._entry_block()
+        if late_block is not None:
+            # The hard stop latched (or READY was lost) while the tracker answered: give it back.
+            self.stats.dropped[late_block] += 1
+            await self.tracker.post_result(granted.cloid, OrderError(f"not sent: {late_block}"))
+            return
+        self.rate.record(trio.current_time())
+        await self._launch(granted, spec)
+
+    # -- flattens --------------------------------------------------------------------------
+
+    def _can_send(self) -> bool:
+        ws_up = self.ws is not None and self.ws.is_connected
+        return ws_up or (self.params.http_fallback and self.info is not None)
+
+    async def handle_flatten(self, req: FlattenRequest) -> None:
+        """Allowed while the hard stop is latched and while not READY, if an order can leave."""
+        self.stats.flatten_requests += 1
+        spec = self.specs.get(req.market)
+        if spec is None:
+            self._drop(DropReason.UNKNOWN_MARKET, f"flatten of {req.market}")
+            return
+        position = self.tracker.view().positions.get(req.market)
+        if position is None:
+            self._drop(DropReason.FLATTEN_NO_POSITION, f"flatten of {req.market} ({req.reason})")
+            return
+        if not self._can_send():
+            self._drop(DropReason.FLATTEN_DISCONNECTED, f"flatten of {req.market}")
+            self.hard_stop.record_flatten_failure(req.market, "not connected")
+            log.warning("flatten of %s (%s) not sent: not connected", req.market, req.reason)
+            return
+        state = self.cells.get(req.market)
+        terms = flatten_terms(spec, position.size, state.bbo, state.ctx, self.params.flatten_slippage_bps)
+        if isinstance(terms, DropReason):
+            self._drop(terms, f"flatten of {req.market}")
+            self.hard_stop.record_flatten_failure(req.market, terms.value)
+            log.warning("flatten of %s (%s) not sent: %s", req.market, req.reason, terms.value)
+            return
+        granted = await self._reserve(
+            _Order(Cloid.random(), req.market, terms, reduce_only=True, reason=req.reason)
+        )
+        if granted is not None:
+            await self._launch(granted, spec)
+
+    # -- common path -----------------------------------------------------------------------
+
+    async def _reserve(self, order: _Order) -> _Order | None:
+        """Ask the tracker (rule 2); the granted order, whose size a reduce-only grant may cut."""
+        req = ReserveRequest(
+            cloid=order.cloid,
+            market=order.market,
+            side=order.terms.side,
+            size=order.terms.size,
+            limit_px=order.terms.limit_px,
+            reduce_only=order.reduce_only,
+            reason=order.reason,
+        )
+        decision = await self.tracker.reserve(req)
+        if isinstance(decision, ReserveDenied):
+            self.stats.denied[decision.reason.value] += 1
+            log.debug(
+                "reserve denied for %s: %s %s", order.describe(), decision.reason.value, decision.detail
+            )
+            return None
+        self.stats.reserved += 1
+        if decision.size != order.terms.size:
+            if not 0 < decision.size <= order.terms.size:
+                # Never send more than asked; a nonsense grant is given back.
+                log.error("reserve for %s granted size %s; not sending", order.describe(), decision.size)
+                await self.tracker.post_result(order.cloid, OrderError(f"bad grant size {decision.size}"))
+                return None
+            order = attrs.evolve(order, terms=attrs.evolve(order.terms, size=decision.size))
+        return order
+
+    async def _launch(self, order: _Order, spec: MarketSpec) -> None:
+        assert self._nursery is not None, "run the executor with run_executor()"
+        try:
+            # Signed here, once; the body is never rebuilt or re-signed (rule 6).
+            body = self.signer.sign_order(
+                spec.key.asset,
+                order.terms.side is Side.BUY,
+                order.terms.limit_px,
+                order.terms.size,
+                order.reduce_only,
+                order.cloid,
+            )
+        except Exception as exc:
+            # Nothing left the bot: release the reservation with a plain error.
+            log.error("order %s not sent: signing failed: %s", order.describe(), type(exc).__name__)
+            await self.tracker.post_result(order.cloid, OrderError(f"signing failed: {type(exc).__name__}"))
+            self.stats.not_sent += 1
+            return
+        self.in_flight.add(order.cloid)
+        self._nursery.start_soon(self._post, order, body)
+
+    async def _post(self, order: _Order, body: dict[str, Any]) -> None:
+        sent_ms = self.now_ms()
+        self.sent[order.cloid] = (order.market, order.reduce_only, sent_ms)
+        try:
+            log.info("order %s", order.describe())
+            sent = await send_action(
+                body,
+                self.ws,
+                self.info,
+                http_fallback=self.params.http_fallback,
+                timeout=self.params.post_timeout_secs,
+            )
+            if sent.via != "none":
+                self.stats.posted += 1
+            if sent.via == "http":
+                self.stats.posted_http += 1
+            await self._outcome(order, sent.outcome, sent_ms)
+        except Exception:
+            # Never crash the executor; the reservation stays counted and the sweep chases it.
+            log.exception("order %s: handling its outcome failed", order.describe())
+        finally:
+            self.in_flight.discard(order.cloid)
+
+    async def _outcome(self, order: _Order, outcome: SendOutcome, sent_ms: int) -> None:
+        now = trio.current_time()
+        match outcome:
+            case ActionOk(statuses=statuses) if statuses:
+                status = statuses[0]
+                await self.tracker.post_result(order.cloid, status)
+                await self._order_status(order, status, now, sent_ms)
+            case ActionOk():
+                # An order action answered with no status: we can't tell what happened.
+                await self._unknown(order, PostUnknown("answer carried no order status"), sent_ms)
+            case ActionErr(message=message):
+                await self.tracker.post_result(order.cloid, outcome)
+                log.warning("order %s refused: %s", order.describe(), message)
+                self._reject(order, message, now)
+            case PostError(message=message):
+                # An error reply to a WS post mirrors an HTTP error status: the action may or may
+                # not have reached the matching engine (review R3). It still counts as a rejection,
+                # so a systematic error latches the hard stop.
+                self._reject(order, message, now)
+                await self._unknown(order, PostUnknown(f"post answered with an error: {message}"), sent_ms)
+            case PostUnknown():
+                await self._unknown(order, outcome, sent_ms)
+            case NotSent(reason=reason):
+                self.stats.not_sent += 1
+                # Nothing left the bot: a plain per-order error releases the reservation.
+                await self.tracker.post_result(order.cloid, OrderError(f"not sent: {reason}"))
+                log.warning("order %s not sent: %s", order.describe(), reason)
+                if order.reduce_only:
+                    self.hard_stop.record_flatten_failure(order.market, f"not sent: {reason}")
+
+    async def _order_status(self, order: _Order, status: object, now: float, sent_ms: int) -> None:
+        match status:
+            case Filled(total_sz=total, avg_px=avg):
+                self.stats.filled += 1
+                log.info("order %s filled %s @ %s", order.describe(), total, avg)
+                if order.reduce_only:
+                    self.hard_stop.record_flatten_success(order.market)
+            case OrderError(message=message):
+                log.info("order %s rejected: %s", order.describe(), message)
+                self._reject(order, message, now)
+            case Resting(oid=oid):
+                self.stats.resting += 1
+                log.warning("order %s is resting (oid %s) although sent IOC", order.describe(), oid)
+            case StatusSuccess() | StatusOther():
+                # Not an IOC answer we model: find out from the exchange, as for an unknown post.
+                log.warning(
+                    "order %s: unexpected status %r; resolving by orderStatus", order.describe(), status
+                )
+                self._start_resolve(order, sent_ms)
+
+    def _reject(self, order: _Order, message: str, now: float) -> None:
+        self.stats.rejected += 1
+        if self.is_benign_reject(message):
+            self.stats.rejected_benign += 1
+        else:
+            self.hard_stop.record_reject(message, now)
+        if order.reduce_only:
+            self.hard_stop.record_flatten_failure(order.market, message)
+
+    async def _unknown(self, order: _Order, unknown: PostUnknown, sent_ms: int) -> None:
+        self.stats.unknown += 1
+        log.warning(
+            "order %s: outcome unknown (%s); resolving by orderStatus", order.describe(), unknown.reason
+        )
+        await self.tracker.post_result(order.cloid, unknown)
+        self._start_resolve(order, sent_ms)
+
+    def _start_resolve(self, order: _Order, sent_ms: int) -> None:
+        if order.cloid in self.resolving or self._nursery is None:
+            return
+        self.resolving.add(order.cloid)
+        self._nursery.start_soon(self._resolve, order.cloid, order.market, order.reduce_only, sent_ms, False)
+
+    async def _resolve(
+        self, cloid: Cloid, market: MarketKey | None, reduce_only: bool, sent_ms: int, from_sweep: bool
+    ) -> None:
+        """Poll orderStatus by cloid until a final answer; past the deadline, feed fills and give up.
+
+        Never re-signs or re-sends the order (rule 6): the reservation stays counted until the
+        tracker has the final answer and the fills, or until it is abandoned (resync repairs).
+        """
+        try:
+            await self._resolve_inner(cloid, market, reduce_only, sent_ms, from_sweep)
+        except Exception:
+            log.exception("order %s: resolution failed; the stale sweep will retry", cloid)
+        finally:
+            self.resolving.discard(cloid)
+
+    async def _resolve_inner(
+        self, cloid: Cloid, market: MarketKey | None, reduce_only: bool, sent_ms: int, from_sweep: bool
+    ) -> None:
+        start = trio.current_time()
+        deadline = start + self.params.resolve_timeout_secs
+        delay = self.params.resolve_poll_initial_secs
+        while trio.current_time() < deadline:
+            status = await self._query_status(cloid, deadline)
+            # Right after a lost post the order may still be on its way to a block: "unknownOid"
+            # means "never executed" only once the grace has passed (review R10).
+            # (A reservation found by the stale sweep was posted long ago: no grace needed.)
+            unknown_is_final = from_sweep or trio.current_time() - start >= self.params.unknown_oid_grace_secs
+            if status is not None and (
+                (status.known and status.status not in LIVE_STATUSES)
+                or (not status.known and unknown_is_final)
+            ):
+                await self._resolved(cloid, market, reduce_only, sent_ms, status)
+                if from_sweep and cloid in await self.tracker.stale_reservations(0.0):
+                    # Resolved before, and still open: the fills never came. Stop blocking the market.
+                    await self._abandon(cloid, market, reduce_only, "final but its fills never arrived")
+                return
+            await trio.sleep(max(0.0, min(delay, deadline - trio.current_time())))
+            delay = min(delay * 2, self.params.resolve_poll_max_secs)
+        await self._feed_fills(cloid, sent_ms)
+        await self._abandon(
+            cloid, market, reduce_only, f"unresolved after {self.params.resolve_timeout_secs:g} s"
+        )
+
+    async def _resolved(
+        self,
+        cloid: Cloid,
+        market: MarketKey | None,
+        reduce_only: bool,
+        sent_ms: int,
+        status: OrderStatusResult,
+    ) -> None:
+        await self.tracker.order_resolved(cloid, status)
+        self.stats.resolved += 1
+        what = status.status if status.known else "unknownOid (never executed)"
+        log.info("order %s resolved: %s", cloid, what)
+        filled = status.known and (
+            status.status == "filled"
+            or (status.orig_sz is not None and status.sz is not None and status.orig_sz > status.sz)
+        )
+        if filled:
+            # The tracker needs the fills themselves (size and price); the stream may be down.
+            await self._feed_fills(cloid, sent_ms)
+        if reduce_only and market is not None:
+            if filled:
+                self.hard_stop.record_flatten_success(market)
+            else:
+                self.hard_stop.record_flatten_failure(market, f"resolved {what}")
+
+    async def _query_status(self, cloid: Cloid, deadline: float) -> OrderStatusResult | None:
+        if self.info is None:
+            return None
+        try:
+            with trio.move_on_after(max(0.0, deadline - trio.current_time())):
+                return await self.info.order_status(self.user, str(cloid))
+        except Exception as exc:
+            log.warning("orderStatus for %s failed: %s", cloid, exc)
+        return None
+
+    async def _feed_fills(self, cloid: Cloid, sent_ms: int) -> None:
+        """Hand this order's fills from userFillsByTime to the tracker (tid de-duplication makes it safe)."""
+        feed = getattr(self.tracker, "user_fills", None)
+        if self.info is None or feed is None:
+            return
+        try:
+            with trio.move_on_after(max(1.0, self.params.post_timeout_secs * 2)):
+                fills = await self.info.user_fills_by_time(self.user, sent_ms - FILL_WINDOW_MARGIN_MS)
+                mine = tuple(f for f in fills if f.cloid == cloid)
+                if mine:
+                    await feed(UserFills(user=self.user, is_snapshot=False, fills=mine))
+                    log.info("order %s: %d fills found by userFillsByTime", cloid, len(mine))
+        except Exception as exc:
+            log.warning("userFillsByTime for %s failed: %s", cloid, exc)
+
+    async def _abandon(self, cloid: Cloid, market: MarketKey | None, reduce_only: bool, reason: str) -> None:
+        log.error(
+            "order %s abandoned: %s; its reservation stays counted until a resync after this settles it",
+            cloid,
+            reason,
+        )
+        await self.tracker.abandon(cloid, reason)
+        self.stats.abandoned += 1
+        if reduce_only and market is not None:
+            self.hard_stop.record_flatten_failure(market, reason)
+
+    async def sweep_stale(self) -> None:
+        """Chase reservations nobody is resolving (a post task that died, fills that never came)."""
+        older_than = self.params.resolve_timeout_secs + self.params.post_timeout_secs
+        horizon_ms = self.now_ms() - int(SENT_MEMORY_SECS * 1000)
+        for old in [c for c, (_, _, ms) in self.sent.items() if ms < horizon_ms]:
+            del self.sent[old]
+        for cloid in await self.tracker.stale_reservations(older_than):
+            if cloid in self.resolving or cloid in self.in_flight or self._nursery is None:
+                continue
+            log.warning("stale reservation %s: resolving by orderStatus", cloid)
+            self.resolving.add(cloid)
+            # An order this executor sent keeps its market and flatten flag (review R6), so the
+            # hard stop still counts a flatten's outcome; an unknown one gets a generous fill window.
+            market, reduce_only, sent_ms = self.sent.get(
+                cloid, (None, False, self.now_ms() - int(older_than * 1000))
+            )
+            self._nursery.start_soon(self._resolve, cloid, market, reduce_only, sent_ms, True)
+
+    # -- task --------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        signals: trio.MemoryReceiveChannel[Signal],
+        flattens: trio.MemoryReceiveChannel[FlattenRequest],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._entry_loop, signals)
+            nursery.start_soon(self._flatten_loop, flattens)
+            nursery.start_soon(self._sweep_loop)
+            task_status.started()
+
+    async def _entry_loop(self, signals: trio.MemoryReceiveChannel[Signal]) -> None:
+        async with signals:
+            async for signal in signals:
+                try:
+                    await self.handle_signal(signal)
+                except Exception:  # a bad signal must never take the executor down
+                    log.exception("executor: failed to handle signal %r", signal)
+
+    async def _flatten_loop(self, flattens: trio.MemoryReceiveChannel[FlattenRequest]) -> None:
+        async with flattens:
+            async for req in flattens:
+                try:
+                    await self.handle_flatten(req)
+                except Exception:
+                    log.exception("executor: failed to handle flatten request %r", req)
+
+    async def _sweep_loop(self) -> None:
+        interval = max(1.0, self.params.resolve_timeout_secs)
+        while True:
+            await trio.sleep(interval)
+            try:
+                await self.sweep_stale()
+            except Exception:
+                log.exception("executor: stale reservation sweep failed")
+
+
+async def run_executor(
+    executor: Executor,
+    signals: trio.MemoryReceiveChannel[Signal],
+    flattens: trio.MemoryReceiveChannel[FlattenRequest],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """`await nursery.start(run_executor, executor, signals, flattens)`; runs until cancelled."""
+    await executor.run(signals, flattens, task_status=task_status)

@@ -1,0 +1,203 @@
+"""Per-cloid fill reconciliation and tid memory (DESIGN.md rule 3).
+
+A fill reaches the bot on two paths — the post response (`filled {totalSz, avgPx}`) and the
+userFills stream (one record per maker match, each with its own `tid`) — in either order, possibly
+repeated. For each cloid we keep what every source has reported and what has been applied to the
+position, and apply only the difference. Nothing here touches positions: the ledger says *how much*
+to apply and at what price; `hip3.trading.tracker.book` applies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+from attrs import define, field
+
+from hip3.core import Cloid, MarketKey, Side
+
+ZERO = Decimal(0)
+
+
+@define
+class Delta:
+    """A size (> 0, in the order's side) still to apply to the position, at `px`."""
+
+    size: Decimal
+    px: Decimal
+
+
+@define
+class OrderLedger:
+    """Everything known about one cloid: the reservation, each fill source, and what was applied."""
+
+    cloid: Cloid
+    market: MarketKey
+    side: Side
+    created_at: float
+    # the reservation (None for an order the bot did not reserve, e.g. seen only through fills)
+    reserved_size: Decimal = ZERO
+    limit_px: Decimal = ZERO
+    reduce_only: bool = False
+    reserved: bool = False
+    # The executor gave up finding the outcome. The reservation still counts (rule 6) until a resync
+    # whose fence is at least `abandoned_seq` (the tracker seq the abandonment produced) settles it.
+    abandoned: bool = False
+    abandoned_seq: int = 0
+    # A resync took the exchange's position for this order's market after the order could no longer
+    # change it unseen: the snapshot contains every fill of it, so later fills only record their tids.
+    absorbed: bool = False
+    # the stream source
+    stream_tids: set[int] = field(factory=set)
+    stream_sz: Decimal = ZERO
+    stream_ntl: Decimal = ZERO
+    # the post source
+    post_sz: Decimal = ZERO
+    post_ntl: Decimal = ZERO
+    # the order's final filled total, once the order can no longer fill (None while it can)
+    final_total: Decimal | None = None
+    # applied to the position so far
+    applied_sz: Decimal = ZERO
+    applied_ntl: Decimal = ZERO
+    last_activity: float = 0.0
+    oid: int | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.final_total is not None
+
+    @property
+    def is_open(self) -> bool:
+        """The reservation still counts: the order may still fill, or fills it made are not applied yet.
+
+        An abandoned order stays open: its outcome is unknown until its fills reach its final total or a
+        resync absorbs it.
+        """
+        if not self.reserved or self.absorbed:
+            return False
+        if self.final_total is None:
+            return True
+        return self.applied_sz < self.final_total
+
+    def absorbable(self, fence: int) -> bool:
+        """A snapshot fetched after `fence` holds every fill this order will ever make."""
+        if self.absorbed:
+            return False
+        if self.abandoned:
+            return self.abandoned_seq <= fence
+        return self.is_final and not self.is_open
+
+    @property
+    def unfilled_size(self) -> Decimal:
+        """Size the reservation may still add to the position (0 once closed)."""
+        if not self.is_open:
+            return ZERO
+        ceiling = self.reserved_size if self.final_total is None else self.final_total
+        return max(ZERO, ceiling - self.applied_sz)
+
+    @property
+    def pending_notional(self) -> Decimal:
+        return self.unfilled_size * self.limit_px
+
+    def record_stream_fill(self, tid: int, sz: Decimal, px: Decimal, now: float) -> bool:
+        """Add one userFills record; False if this tid was already counted."""
+        if tid in self.stream_tids:
+            return False
+        self.stream_tids.add(tid)
+        self.stream_sz += sz
+        self.stream_ntl += sz * px
+        self.last_activity = now
+        if self.reserved and self.reserved_size > 0 and self.stream_sz >= self.reserved_size:
+            # An order cannot fill more than its size: fully filled is final, whatever orderStatus
+            # (or a lost post answer) would have said.
+            self.mark_final(self.stream_sz, now)
+        return True
+
+    def record_post_fill(self, total_sz: Decimal, avg_px: Decimal, now: float) -> None:
+        """The post response is a total, not an increment: a repeat never adds."""
+        if total_sz > self.post_sz:
+            self.post_sz = total_sz
+            self.post_ntl = total_sz * avg_px
+        self.last_activity = now
+
+    def mark_final(self, total: Decimal, now: float) -> None:
+        """The order can no longer fill; `total` is what it filled in all (never lowered once known)."""
+        total = max(ZERO, total)
+        if self.final_total is None or total > self.final_total:
+            self.final_total = total
+        self.last_activity = now
+
+    def take_delta(self) -> Delta | None:
+        """What to apply now so that applied == max(stream, post); records it as applied.
+
+        The delta's price makes the applied notional equal the larger source's notional, so the
+        position's entry price ends up the order's true VWAP whichever source arrived first.
+        Nothing is applied for an absorbed order: the resync snapshot already holds all its fills.
+        """
+        if self.absorbed:
+            return None
+        if self.stream_sz >= self.post_sz:
+            target_sz, target_ntl = self.stream_sz, self.stream_ntl
+        else:
+            target_sz, target_ntl = self.post_sz, self.post_ntl
+        size = target_sz - self.applied_sz
+        if size <= 0:
+            return None
+        px = (target_ntl - self.applied_ntl) / size
+        if px <= 0:  # sources disagree wildly; fall back to the target's average price
+            px = target_ntl / target_sz
+        self.applied_sz = target_sz
+        self.applied_ntl = target_ntl
+        return Delta(size=size, px=px)
+
+
+@define
+class Ledger:
+    """All order ledgers by cloid, evicted by age once finished."""
+
+    entries: dict[Cloid, OrderLedger] = field(factory=dict)
+
+    def get(self, cloid: Cloid) -> OrderLedger | None:
+        return self.entries.get(cloid)
+
+    def add(self, entry: OrderLedger) -> None:
+        self.entries[entry.cloid] = entry
+
+    def open_entries(self) -> Iterator[OrderLedger]:
+        return (e for e in self.entries.values() if e.is_open)
+
+    def evict(self, before: float) -> int:
+        """Drop finished ledgers with no activity since `before`; open reservations are never dropped."""
+        old = [c for c, e in self.entries.items() if not e.is_open and e.last_activity < before]
+        for cloid in old:
+            del self.entries[cloid]
+        return len(old)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+@define
+class TidMemory:
+    """Every applied tid with the trio time it was first seen; bounded by age, never cleared at once."""
+
+    seen: dict[int, float] = field(factory=dict)
+
+    def __contains__(self, tid: int) -> bool:
+        return tid in self.seen
+
+    def add(self, tid: int, now: float) -> None:
+        self.seen.setdefault(tid, now)
+
+    def evict(self, before: float) -> int:
+        # Insertion order is time order (trio time never goes back), so old tids sit at the front.
+        count = 0
+        for tid, at in list(self.seen.items()):
+            if at >= before:
+                break
+            del self.seen[tid]
+            count += 1
+        return count
+
+    def __len__(self) -> int:
+        return len(self.seen)

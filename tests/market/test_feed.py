@@ -1,0 +1,148 @@
+"""The feed routes events: market data to cells, user events to the tracker, readiness on the way."""
+
+from decimal import Decimal
+
+import trio
+
+from hip3.core import Cloid, MarketKey, Side
+from hip3.hyperliquid.events import (
+    AssetCtx,
+    Bbo,
+    BookLevel,
+    Fill,
+    OrderUpdate,
+    OrderUpdates,
+    SubscriptionAck,
+    UserFills,
+)
+from hip3.hyperliquid.ws import Connected, Disconnected
+from hip3.market.cells import MarketCells
+from hip3.market.feed import Feed, market_subscriptions, user_subscriptions
+from hip3.market.ready import ReadyState
+
+TSLA = MarketKey("xyz", "TSLA", 110001)
+MARKETS = {"xyz:TSLA": TSLA}
+USER = "0x" + "ab" * 20
+
+
+def bbo(bid: str = "100", ask: str = "100.5") -> Bbo:
+    return Bbo("xyz:TSLA", 1, BookLevel(Decimal(bid), Decimal(1), 1), BookLevel(Decimal(ask), Decimal(1), 1))
+
+
+def ctx(oracle: str = "100.2") -> AssetCtx:
+    return AssetCtx("xyz:TSLA", Decimal(oracle), Decimal(oracle), None, Decimal(0), Decimal(0))
+
+
+def fill(tid: int, time_ms: int = 1_000) -> Fill:
+    return Fill(
+        coin="xyz:TSLA",
+        px=Decimal("100.5"),
+        sz=Decimal("0.1"),
+        side=Side.BUY,
+        time=time_ms,
+        start_position=Decimal(0),
+        dir="Open Long",
+        closed_pnl=Decimal(0),
+        hash="0x" + "00" * 32,
+        oid=7,
+        crossed=True,
+        fee=Decimal("0.01"),
+        tid=tid,
+        cloid=Cloid("0x" + "11" * 16),
+    )
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.fills: list[UserFills] = []
+        self.updates: list[OrderUpdates] = []
+
+    async def user_fills(self, msg: UserFills) -> None:
+        self.fills.append(msg)
+
+    async def order_updates(self, msg: OrderUpdates) -> None:
+        self.updates.append(msg)
+
+
+def make_feed(fetch=None):  # type: ignore[no-untyped-def]
+    cells = MarketCells([TSLA])
+    ready = ReadyState([TSLA], trading=True)
+    ready.on_positions_synced()
+    sink = Sink()
+    feed = Feed(
+        cells, MARKETS, ready, user=USER, sink=sink, fetch_fills_since=fetch, now_ms=lambda: 50_000_000
+    )
+    return feed, cells, ready, sink
+
+
+async def connect_and_fill_in(feed: Feed, nursery: trio.Nursery) -> None:
+    await feed.handle(Connected(), nursery)
+    await feed.handle(bbo(), nursery)
+    await feed.handle(ctx(), nursery)
+    await feed.handle(SubscriptionAck("subscribe", {"type": "userFills", "user": USER}), nursery)
+    await feed.handle(SubscriptionAck("subscribe", {"type": "orderUpdates", "user": USER}), nursery)
+
+
+async def test_market_data_goes_to_cells_and_user_events_to_the_tracker() -> None:
+    feed, cells, ready, sink = make_feed()
+    async with trio.open_nursery() as nursery:
+        await connect_and_fill_in(feed, nursery)
+        assert ready.is_ready, ready.why_not()
+        assert cells.get(TSLA).bbo == bbo()
+        assert cells.get(TSLA).ctx == ctx()
+        await feed.handle(Bbo("xyz:OTHER", 1, None, None), nursery)
+        assert feed.unknown_coins == 1
+        live = UserFills(USER, False, (fill(1),))
+        await feed.handle(live, nursery)
+        update = OrderUpdates(
+            (OrderUpdate("xyz:TSLA", Side.BUY, Decimal(1), Decimal(0), 7, 1, Decimal(1), "filled", 2),)
+        )
+        await feed.handle(update, nursery)
+        assert sink.fills == [live] and sink.updates == [update]
+
+
+async def test_the_userfills_snapshot_never_reaches_the_tracker() -> None:
+    feed, _, _, sink = make_feed()
+    async with trio.open_nursery() as nursery:
+        await feed.handle(UserFills(USER, True, (fill(1), fill(2))), nursery)
+    assert sink.fills == []
+    assert feed.ignored_snapshots == 1
+
+
+async def test_reconnect_catches_up_missed_fills_before_ready(autojump_clock: object) -> None:
+    asked: list[int] = []
+    attempts = 0
+
+    async def fetch(since: int) -> list[Fill]:
+        nonlocal attempts
+        attempts += 1
+        asked.append(since)
+        if attempts == 1:
+            raise RuntimeError("info down")  # a failed query is retried, never read as "nothing missed"
+        return [fill(9, time_ms=49_990_000)]
+
+    feed, _, ready, sink = make_feed(fetch)
+    async with trio.open_nursery() as nursery:
+        await connect_and_fill_in(feed, nursery)
+        assert ready.is_ready
+        await feed.handle(Disconnected("test"), nursery)
+        assert not ready.is_ready
+        await connect_and_fill_in(feed, nursery)
+        assert not ready.is_ready and "caught up" in ready.why_not()
+        await trio.sleep(5)
+    assert ready.is_ready
+    assert attempts == 2
+    assert asked[0] == 50_000_000 - 60_000  # from the disconnect, with a margin
+    assert [f.tid for m in sink.fills for f in m.fills] == [9]
+    assert sink.fills[0].is_snapshot is False
+
+
+def test_subscriptions() -> None:
+    assert market_subscriptions(MARKETS) == [
+        {"type": "bbo", "coin": "xyz:TSLA"},
+        {"type": "activeAssetCtx", "coin": "xyz:TSLA"},
+    ]
+    assert user_subscriptions(USER.upper().replace("0X", "0x")) == [
+        {"type": "userFills", "user": USER},
+        {"type": "orderUpdates", "user": USER},
+    ]
