@@ -109,7 +109,7 @@ class InfoClient:
     # transport
 
     def _backoff(self, attempt: int) -> float:
-        base = min(self._backoff_max, self._backoff_initial * 2 ** (attempt - 1))
+        base = min(self._backoff_max, self._backoff_initial * 2.0 ** (attempt - 1))
         return base * (0.5 + 0.5 * self._rng.random())
 
     async def _post_once(self, url: str, body: dict[str, Any], what: str) -> httpx.Response:

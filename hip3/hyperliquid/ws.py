@@ -319,7 +319,7 @@ class WsSession:
     # internals: the link
 
     def _backoff(self, attempt: int) -> float:
-        base = min(self._backoff_max, self._backoff_initial * 2 ** min(attempt - 1, 30))
+        base = min(self._backoff_max, self._backoff_initial * 2.0 ** min(attempt - 1, 30))
         return base * (0.5 + 0.5 * self._rng.random())
 
     async def run(self) -> None:

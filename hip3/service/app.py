@@ -76,16 +76,20 @@ def params_from(cls: type[Any], *sections: Any, **extra: Any) -> Any:
 
 
 def detector_params(cfg: Config) -> DetectorParams:
-    return params_from(
+    params: DetectorParams = params_from(
         DetectorParams,
         cfg.detector,
         threshold_bps=dict(cfg.markets.threshold_bps),
         max_notional_per_market=cfg.position.max_notional_per_market,
     )
+    return params
 
 
 def hard_stop_params(cfg: Config) -> HardStopParams:
-    return params_from(HardStopParams, cfg.hard_stop, state_file=Path(cfg.hard_stop.state_file))
+    params: HardStopParams = params_from(
+        HardStopParams, cfg.hard_stop, state_file=Path(cfg.hard_stop.state_file)
+    )
+    return params
 
 
 @attrs.define

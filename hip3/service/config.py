@@ -140,6 +140,11 @@ def _structure_str(value: object, _type: object) -> str:
     return value
 
 
+def _is_literal(t: Any) -> bool:
+    origin: object = get_origin(t)
+    return origin is Literal
+
+
 def _structure_literal_factory(type_: Any) -> Callable[[object, object], object]:
     options = get_args(type_)
     shown = [json.dumps(o) for o in options]
@@ -239,7 +244,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(float, _structure_float)
     converter.register_structure_hook(bool, _structure_bool)
     converter.register_structure_hook(str, _structure_str)
-    converter.register_structure_hook_factory(lambda t: get_origin(t) is Literal, _structure_literal_factory)
+    converter.register_structure_hook_factory(_is_literal, _structure_literal_factory)
     converter.register_structure_hook_factory(_is_variadic_tuple, _tuple_factory(converter))
     converter.register_structure_hook_factory(_is_str_mapping, _mapping_factory(converter))
     converter.register_structure_hook_factory(_is_checked_annotated, _annotated_factory(converter))

@@ -56,7 +56,7 @@ class SecretKey:
     @property
     def address(self) -> str:
         """The signer's address (lowercase 0x + 40 hex)."""
-        return self._address
+        return str(self._address)
 
     def __repr__(self) -> str:
         return f"SecretKey(address={self._address}, key=<hidden>)"
