@@ -169,13 +169,32 @@ def _dec(obj: dict[str, Any], key: str, path: str) -> Decimal:
     return _to_dec(value, f"{path}.{key}")
 
 
+#: Sane magnitudes for any exchange number (price, size, fee, notional, funding): 1e-18 ≤ |x| < 1e16.
+#: A number outside them ("1e999999999", "1e-999999999") is finite for Decimal but overflows or
+#: divides by zero in later arithmetic; refusing it here keeps every consumer's arithmetic safe.
+MAX_ADJUSTED_EXPONENT = 15
+MIN_ADJUSTED_EXPONENT = -18
+#: Longest number text accepted (converting a million-digit string is itself a cost).
+MAX_NUMBER_CHARS = 64
+
+
 def _to_dec(value: Any, path: str) -> Decimal:
     if value is None:
         raise ParseError(f"{path}: expected a decimal string, got null")
+    if isinstance(value, str) and len(value) > MAX_NUMBER_CHARS:
+        raise ParseError(f"{path}: number out of range ({len(value)} characters): {_clip(value, 40)}")
     try:
-        return to_decimal(value, path)
+        result = to_decimal(value, path)
     except ValueError as exc:
         raise ParseError(str(exc)) from None
+    if not result:
+        return Decimal(0)  # "0E-999999999" is zero: drop the exponent that would cost later
+    if not MIN_ADJUSTED_EXPONENT <= result.adjusted() <= MAX_ADJUSTED_EXPONENT:
+        raise ParseError(
+            f"{path}: number out of range: {_clip(str(value), 40)} "
+            f"(accepted: 1e{MIN_ADJUSTED_EXPONENT} to 1e{MAX_ADJUSTED_EXPONENT + 1})"
+        )
+    return result
 
 
 def _opt_dec(obj: dict[str, Any], key: str, path: str) -> Decimal | None:

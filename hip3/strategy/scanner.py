@@ -19,10 +19,13 @@ import trio
 from hip3.core import MarketKey, MarketSpec
 from hip3.market.cells import MarketCells
 from hip3.strategy.detector import DetectorMarketState, DetectorParams, evaluate, observe_oracle
-from hip3.strategy.gates import GateLog, GateParams, GateState, evaluate_gates
+from hip3.strategy.gates import GateLog, GateParams, GateState, GateVerdict, evaluate_gates
 from hip3.trading.messages import Signal
 
 log = logging.getLogger(__name__)
+
+#: The gate name a market is blocked by while evaluating it raises (absurd data that got through).
+EVALUATION_ERROR = "evaluation_error"
 
 
 @attrs.define
@@ -68,38 +71,55 @@ class SignalScanner:
     def scan(self, cells: MarketCells, changed: set[MarketKey], now: float) -> list[Signal]:
         signals: list[Signal] = []
         for market in sorted(changed):
-            spec = self.specs.get(market)
-            if spec is None:
+            try:
+                signal = self._scan_one(cells, market, now)
+            except Exception as exc:  # bad data must cost this market, never the detector task
+                self._block_after_error(market, exc, now)
                 continue
-            state = cells.get(market)
-            cond = self.conditions.get(market) or MarketConditions()
-            verdict, self.gate_states[market] = evaluate_gates(
-                state,
-                self.gate_states[market],
-                self.gate_params,
-                oi_cap=cond.oi_cap,
-                halted=cond.halted,
-                params_changed=cond.params_changed,
-                now=now,
-            )
-            line = self.gate_log.observe(market, verdict, now)
-            if line:
-                log.info("%s", line)
-            self.stats.evaluations += 1
-            if not verdict.ok:
-                self.stats.blocked[verdict.gate or "?"] += 1
-                # The oracle's direction is history the detector needs once the gate opens again.
-                self.detector_states[market] = observe_oracle(
-                    state, self.detector_states[market], self.detector_params, now
-                )
-                continue
-            signal, self.detector_states[market] = evaluate(
-                state, self.detector_states[market], spec, self.detector_params, now
-            )
             if signal is not None:
-                self.stats.signals += 1
                 signals.append(signal)
         return signals
+
+    def _block_after_error(self, market: MarketKey, exc: Exception, now: float) -> None:
+        verdict = GateVerdict(ok=False, gate=EVALUATION_ERROR, detail=f"{type(exc).__name__}: {exc}")
+        self.stats.evaluations += 1
+        self.stats.blocked[EVALUATION_ERROR] += 1
+        line = self.gate_log.observe(market, verdict, now)
+        if line:
+            log.error("%s", line, exc_info=exc)
+
+    def _scan_one(self, cells: MarketCells, market: MarketKey, now: float) -> Signal | None:
+        spec = self.specs.get(market)
+        if spec is None:
+            return None
+        state = cells.get(market)
+        cond = self.conditions.get(market) or MarketConditions()
+        verdict, self.gate_states[market] = evaluate_gates(
+            state,
+            self.gate_states[market],
+            self.gate_params,
+            oi_cap=cond.oi_cap,
+            halted=cond.halted,
+            params_changed=cond.params_changed,
+            now=now,
+        )
+        line = self.gate_log.observe(market, verdict, now)
+        if line:
+            log.info("%s", line)
+        self.stats.evaluations += 1
+        if not verdict.ok:
+            self.stats.blocked[verdict.gate or "?"] += 1
+            # The oracle's direction is history the detector needs once the gate opens again.
+            self.detector_states[market] = observe_oracle(
+                state, self.detector_states[market], self.detector_params, now
+            )
+            return None
+        signal, self.detector_states[market] = evaluate(
+            state, self.detector_states[market], spec, self.detector_params, now
+        )
+        if signal is not None:
+            self.stats.signals += 1
+        return signal
 
 
 def describe_signal(signal: Signal) -> str:
