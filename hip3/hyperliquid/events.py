@@ -291,8 +291,23 @@ class MetaAsset:
     max_leverage: int
     only_isolated: bool = False
     is_delisted: bool = False
+    #: HIP-3 per-asset fee scale (0–3, 0–10 in growth mode); None when meta does not say (older shape).
+    deployer_fee_scale: Decimal | None = None
+    #: Growth mode: fees (and rebates) × 0.1 on this asset.
+    growth_mode: bool = False
 
 
 @frozen
 class Meta:
     universe: tuple[MetaAsset, ...]
+
+
+@frozen
+class UserFees:
+    """The account's own fee rates (info `userFees`), fractions (0.00045 = 4.5 bps), before any
+    HIP-3 multiplier. `cross_rate` is the taker rate, `add_rate` the maker rate."""
+
+    cross_rate: Decimal
+    add_rate: Decimal
+    referral_discount: Decimal = Decimal(0)
+    staking_discount: Decimal = Decimal(0)

@@ -30,6 +30,7 @@ from hip3.hyperliquid.events import (
     OpenOrder,
     OrderStatusResult,
     PerpDex,
+    UserFees,
 )
 from hip3.hyperliquid.parse import (
     ParseError,
@@ -41,6 +42,7 @@ from hip3.hyperliquid.parse import (
     parse_open_orders,
     parse_order_status,
     parse_perp_dexs,
+    parse_user_fees,
 )
 from hip3.hyperliquid.ratelimit import RollingLimiter
 
@@ -59,6 +61,12 @@ PER_ITEM_INFO_TYPES = frozenset(
 
 class InfoError(Exception):
     """An info query or /exchange post could not be answered; the message says why."""
+
+
+class NotListedError(InfoError):
+    """The configured dex or a configured coin is not what the exchange lists (unknown, wrongly
+    cased, delisted). A configuration problem, not an outage: retrying will not help. Subscribing
+    such a coin would make the exchange close the whole socket (hyperliquid.md §11)."""
 
 
 @attrs.frozen
@@ -188,6 +196,10 @@ class InfoClient:
         oid: int | str = oid_or_cloid if isinstance(oid_or_cloid, int) else str(oid_or_cloid)
         return await self._parsed({"type": "orderStatus", "user": user, "oid": oid}, parse_order_status)
 
+    async def user_fees(self, user: str) -> UserFees:
+        """The account's base fee rates and discounts (before the HIP-3 per-asset multiplier)."""
+        return await self._parsed({"type": "userFees", "user": user}, parse_user_fees)
+
     async def user_fills_by_time(self, user: str, start_ms: int, end_ms: int | None = None) -> list[Fill]:
         request: dict[str, Any] = {"type": "userFillsByTime", "user": user, "startTime": start_ms}
         if end_ms is not None:
@@ -234,7 +246,7 @@ class InfoClient:
             found = [d for d in dexs if d.name == dex]
             if not found:
                 known = ", ".join(d.name for d in dexs) or "none"
-                raise InfoError(f"discover_markets: dex {dex!r} not in perpDexs (known: {known})")
+                raise NotListedError(f"markets.dex: dex {dex!r} not in perpDexs (known: {known})")
             perp_dex = found[0]
             base = 100000 + perp_dex.index * 10000
         else:
@@ -255,10 +267,12 @@ class InfoClient:
             wanted = [c[len(prefix) :] if prefix and c.startswith(prefix) else c for c in coins]
             missing = [c for c in wanted if c not in by_coin]
             if missing:
-                raise InfoError(f"discover_markets: {', '.join(missing)} not listed in dex {dex!r}")
+                raise NotListedError(
+                    "markets.coins: " + "; ".join(_unknown_coin(c, dex, by_coin) for c in missing)
+                )
             delisted = [c for c in wanted if by_coin[c][1].is_delisted]
             if delisted:
-                raise InfoError(f"discover_markets: {', '.join(delisted)} delisted in dex {dex!r}")
+                raise NotListedError(f"markets.coins: {', '.join(delisted)} delisted in dex {dex!r}")
 
         specs: dict[str, MarketSpec] = {}
         for coin in wanted:
@@ -270,6 +284,13 @@ class InfoClient:
                 only_isolated=asset.only_isolated,
             )
         return Discovery(specs=specs, perp_dex=perp_dex)
+
+
+def _unknown_coin(coin: str, dex: str, listed: dict[str, Any]) -> str:
+    """ "X not listed in dex 'xyz'", with the listed spelling when only the case differs."""
+    same = [name for name in listed if name.lower() == coin.lower()]
+    hint = f" (did you mean {same[0]!r}? coin names are case-sensitive)" if same else ""
+    return f"{coin} not listed in dex {dex!r}{hint}"
 
 
 def _clip(text: str, limit: int = 300) -> str:

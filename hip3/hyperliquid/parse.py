@@ -51,6 +51,7 @@ from hip3.hyperliquid.events import (
     StatusOther,
     StatusSuccess,
     SubscriptionAck,
+    UserFees,
     UserFills,
 )
 
@@ -655,13 +656,70 @@ def _meta_asset(value: Any, path: str) -> MetaAsset:
         max_leverage=_int(a, "maxLeverage", path),
         only_isolated=only_isolated,
         is_delisted=bool(_opt_bool(a, "isDelisted", path)),
+        deployer_fee_scale=_fee_scale(a, path),
+        growth_mode=_growth_mode(a, path),
     )
+
+
+#: The deployer fee scale's documented range: 0–3, up to 10 in growth mode (hyperliquid.md §4.5).
+MAX_DEPLOYER_FEE_SCALE = Decimal(10)
+
+
+def _fee_scale(a: dict[str, Any], path: str) -> Decimal | None:
+    scale = _opt_dec(a, "deployerFeeScale", path)
+    if scale is not None and not 0 <= scale <= MAX_DEPLOYER_FEE_SCALE:
+        raise ParseError(f"{path}.deployerFeeScale: expected 0..{MAX_DEPLOYER_FEE_SCALE}, got {scale}")
+    return scale
+
+
+def _growth_mode(a: dict[str, Any], path: str) -> bool:
+    """`growthMode` is "enabled" on the live API; a boolean is accepted too; absent means off."""
+    value = a.get("growthMode")
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return value.lower() == "enabled"
+    raise ParseError(f"{path}.growthMode: expected a string, got {_kind(value)}")
 
 
 def parse_meta(body: Any, path: str = "meta") -> Meta:
     b = _obj(body, path)
     universe = _list(_get(b, "universe", path), f"{path}.universe")
     return Meta(universe=tuple(_meta_asset(a, f"{path}.universe[{i}]") for i, a in enumerate(universe)))
+
+
+#: A base fee rate above this (100 bps) is not a fee schedule the exchange publishes.
+MAX_BASE_FEE_RATE = Decimal("0.01")
+
+
+def _rate(obj: dict[str, Any], key: str, path: str, limit: Decimal) -> Decimal:
+    value = _dec(obj, key, path)
+    if not 0 <= value <= limit:
+        raise ParseError(f"{path}.{key}: expected 0..{limit}, got {value}")
+    return value
+
+
+def parse_user_fees(body: Any, path: str = "userFees") -> UserFees:
+    """userFees: the account's base rates and discounts (hyperliquid.md §11).
+
+    `activeStakingDiscount` is an object whose `discount` is the fraction; absent discounts are 0.
+    """
+    b = _obj(body, path)
+    referral = Decimal(0)
+    if b.get("activeReferralDiscount") is not None:
+        referral = _rate(b, "activeReferralDiscount", path, Decimal(1))
+    staking = Decimal(0)
+    raw_staking = b.get("activeStakingDiscount")
+    if raw_staking is not None:
+        staking_obj = _obj(raw_staking, f"{path}.activeStakingDiscount")
+        if staking_obj.get("discount") is not None:
+            staking = _rate(staking_obj, "discount", f"{path}.activeStakingDiscount", Decimal(1))
+    return UserFees(
+        cross_rate=_rate(b, "userCrossRate", path, MAX_BASE_FEE_RATE),
+        add_rate=_rate(b, "userAddRate", path, MAX_BASE_FEE_RATE),
+        referral_discount=referral,
+        staking_discount=staking,
+    )
 
 
 def parse_meta_and_asset_ctxs(body: Any) -> tuple[Meta, list[AssetCtx]]:

@@ -27,7 +27,7 @@ import trio
 from hip3.core import MarketKey, MarketSpec
 from hip3.hyperliquid import signing, wire
 from hip3.hyperliquid.events import ActionOk, OrderError, StatusSuccess
-from hip3.hyperliquid.info import InfoClient, InfoError, open_info_client
+from hip3.hyperliquid.info import InfoClient, InfoError, NotListedError, open_info_client
 from hip3.hyperliquid.ws import WsSession, open_ws_session
 from hip3.market.cells import MarketCells
 from hip3.market.checks import MarketChecker, initial_conditions, run_market_checks
@@ -163,7 +163,11 @@ async def run_bot(
     hard_stop = HardStop.load(hard_stop_params(cfg))
     async with open_info_client(cfg.network.info_url, exchange_url=cfg.network.exchange_url or None) as info:
         try:
+            # Before any subscription: one unknown coin would make the exchange drop the socket.
             discovery = await info.discover(cfg.markets.dex, list(cfg.markets.coins))
+        except NotListedError as exc:
+            log.error("configuration does not match the exchange: %s", exc)
+            return EXIT_REFUSED
         except InfoError as exc:
             log.error("market discovery failed: %s", exc)
             return EXIT_FAILED
