@@ -42,7 +42,7 @@ from hip3.strategy.scanner import SignalScanner, run_detector
 from hip3.trading.executor.signer import L1OrderSigner
 from hip3.trading.executor.task import Executor, ExecutorParams, run_executor
 from hip3.trading.exits import ExitParams, ExitPlanner, run_exits, shutdown_sequence
-from hip3.trading.hardstop import HardStop, HardStopParams, is_benign_reject
+from hip3.trading.hardstop import HardStop, HardStopParams, is_benign_reject, run_hard_stop_persistence
 from hip3.trading.messages import (
     Correction,
     FlattenRequest,
@@ -231,6 +231,7 @@ async def _run(
         bot.ws = ws
         if handle_signals:
             nursery.start_soon(_watch_os_signals, bot)
+        await nursery.start(run_hard_stop_persistence, bot.hard_stop)
         tracker = Tracker(
             bot.markets,
             max_notional_per_market=cfg.position.max_notional_per_market,
@@ -341,6 +342,7 @@ async def _run(
                     settle_timeout_secs=cfg.shutdown.settle_timeout_secs,
                 )
         nursery.cancel_scope.cancel()
+    bot.hard_stop.flush()  # what the writer task had not written yet
     if bot.journal is not None:
         bot.journal.close()
     if bot.abort_requested.is_set():
@@ -481,5 +483,5 @@ def status_line(bot: Bot) -> str:
         stats = bot.executor.stats
         parts.append(f"orders posted {stats.posted} filled {stats.filled} rejected {stats.rejected}")
     if bot.hard_stop.latched:
-        parts.append(f"HARD STOP: {bot.hard_stop.reason}")
+        parts.append(f"HARD STOP: {bot.hard_stop.describe()}")
     return "; ".join(parts)

@@ -8,11 +8,26 @@ A limit of 0 turns its trigger off.
 
 A latched hard stop blocks entries only: exits and flattens still flow, so the bot can get flat.
 
-The latch is persisted to `state_file` (JSON, written atomically) so that a restart — systemd
-restarts the bot on failure — does not silently clear it; `HardStop.load` restores it. An
-unreadable state file loads as latched (fail closed). There is no automatic release: a human
+The latch is persisted to `state_file` (JSON, written atomically, mode 0600) so that a restart —
+systemd restarts the bot on failure — does not silently clear it; `HardStop.load` restores it.
+Anything the bot would not have written (unreadable, not JSON, a field of the wrong type, a
+non-finite or absurd PnL) loads as latched: fail closed. There is no automatic release: a human
 resets it with ``hip3 reset-hard-stop --config PATH``, which calls `reset_hard_stop`, after
 finding out what happened.
+
+The disk can refuse. At startup `load` writes a latched "spare" state beside the state file; a
+latch whose full state cannot be written (disk full) renames the spare over the state file, which
+needs no new space, so a restart still finds it latched. A latch that reaches no disk at all stays
+latched in memory, is logged CRITICAL and shown in the status line, and is retried. If startup
+cannot arm the spare, the bot cannot vouch for a later latch and starts latched.
+
+Daily PnL updates are written by `run_hard_stop_persistence` in a worker thread, coalesced, so the
+event loop never waits for an fsync; the latch itself is decided in memory first and written at
+once (it happens at most once per run).
+
+Several processes may share one state file (one per dex on the same account): `latched` re-reads
+the file when its stat signature changed, so a latch written by another process blocks entries
+here too, and a PnL write never overwrites a latch found on disk.
 """
 
 from __future__ import annotations
@@ -28,6 +43,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import trio
 from attrs import field, frozen
 
 from hip3.core import MarketKey
@@ -85,42 +101,112 @@ class HardStop:
         self.daily_net_pnl = Decimal(0)
         self._rejects: deque[float] = deque()
         self._flatten_failures: dict[str, int] = {}
+        #: False while the latest state (above all a latch) has not reached the disk.
+        self.persisted = True
+        self._dirty = False
+        self._wakeup: trio.Event | None = None  # set while `run_hard_stop_persistence` runs
+        self._seen: tuple[int, int, int] | None = None  # stat signature of the file as last read/written
 
     @classmethod
     def load(cls, params: HardStopParams, *, wall_clock: Callable[[], datetime] = _utc_now) -> HardStop:
-        """Restore from `params.state_file`; a missing file is a clear hard stop, a corrupt one a latched one."""
+        """Restore from `params.state_file` and arm the spare; a missing file is a clear hard stop,
+        anything the bot would not have written is a latched one, and so is a disk that cannot
+        take a latch."""
         stop = cls(params, wall_clock=wall_clock)
         path = params.state_file
+        stop._seen = _signature(path)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return stop
+            text = None
         except OSError as exc:
             stop._latch_in_memory(f"hard-stop state file {path} unreadable: {exc.strerror}", None)
-            return stop
-        try:
-            data = json.loads(text)
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            if data.get("latched"):
-                stop.reason = str(data.get("reason") or "unknown (restored)")
-                stop.latched_wall = str(data.get("latched_wall") or "") or None
-            daily = data.get("daily")
-            if isinstance(daily, dict) and daily.get("day"):
-                stop.pnl_day = date.fromisoformat(str(daily["day"]))
-                stop.daily_net_pnl = Decimal(str(daily.get("net_pnl", "0")))
-        except (ValueError, InvalidOperation) as exc:
-            stop._latch_in_memory(f"hard-stop state file {path} is corrupt ({exc}); reset it by hand", None)
+            text = None
+        if text is not None:
+            try:
+                stop._restore(json.loads(text))
+            except (ValueError, InvalidOperation) as exc:
+                stop._latch_in_memory(
+                    f"hard-stop state file {path} is corrupt ({exc}); reset it by hand", None
+                )
         if stop.latched:
             log.critical("hard stop restored from %s: %s — entries blocked until reset", path, stop.reason)
+            return stop
+        try:
+            write_atomically(_spare_path(path), json.dumps(_spare_state(wall_clock()), indent=2) + "\n")
+        except OSError as exc:
+            stop._latch_in_memory(
+                f"cannot write hard-stop state beside {path} ({exc.strerror or exc}): the bot cannot "
+                "vouch that a latch would survive a restart; free the disk, then restart",
+                None,
+            )
+            log.critical("HARD STOP: %s", stop.reason)
         return stop
+
+    def _restore(self, data: Any) -> None:
+        """Take the saved state; raises ValueError for anything `to_json` would not have written."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        latched = data.get("latched")
+        if latched is not False:
+            if latched is not True:
+                raise ValueError(f"latched: expected true or false, got {latched!r}")
+            self.reason = str(data.get("reason") or "unknown (restored)")
+            self.latched_wall = str(data.get("latched_wall") or "") or None
+        daily = data.get("daily")
+        if daily is None:
+            return
+        if not isinstance(daily, dict):
+            raise ValueError(f"daily: expected an object, got {daily!r}")
+        day, net = daily.get("day"), daily.get("net_pnl", "0")
+        if day is None:
+            return
+        if not isinstance(day, str) or not isinstance(net, str):
+            raise ValueError(f"daily: expected day and net_pnl as strings, got {day!r}, {net!r}")
+        pnl = Decimal(net)
+        if not pnl.is_finite() or abs(pnl) >= MAX_PNL_USD:
+            raise ValueError(f"daily.net_pnl: not a sane amount: {net!r}")
+        self.pnl_day = date.fromisoformat(day)
+        self.daily_net_pnl = pnl
 
     # -----------------------------------------------------------------------------------------
     # State
 
     @property
     def latched(self) -> bool:
+        """True once latched here, or once another process wrote a latch to the same state file."""
+        if self.reason is None:
+            self._check_disk()
         return self.reason is not None
+
+    def describe(self) -> str:
+        """The latch for status lines; says so when it has not reached the disk."""
+        if self.reason is None:
+            return "not latched"
+        if not self.persisted:
+            return f"{self.reason} (NOT PERSISTED: a restart would not know it)"
+        return self.reason
+
+    def _check_disk(self) -> None:
+        """Adopt a latch another process wrote; costs one stat unless the file changed."""
+        signature = _signature(self.params.state_file)
+        if signature == self._seen:
+            return
+        self._seen = signature
+        if signature is None:
+            return
+        try:
+            data = json.loads(self.params.state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # a file being replaced; the next look sees the new one
+        if isinstance(data, dict) and data.get("latched") is True:
+            self.reason = str(data.get("reason") or "unknown (latched by another process)")
+            self.latched_wall = str(data.get("latched_wall") or "") or None
+            log.critical(
+                "HARD STOP seen in %s (another process): %s — new entries blocked; exits still flow",
+                self.params.state_file,
+                self.reason,
+            )
 
     def allows(self, *, reduce_only: bool) -> bool:
         """Entries are blocked while latched; reduce-only exits and flattens always flow."""
@@ -132,7 +218,7 @@ class HardStop:
             return False
         self._latch_in_memory(reason, now)
         log.critical("HARD STOP: %s — new entries blocked; exits still flow", reason)
-        self._save()
+        self._save_latch()
         return True
 
     # -----------------------------------------------------------------------------------------
@@ -150,7 +236,7 @@ class HardStop:
         limit = self.params.max_daily_loss_usd
         if limit > 0 and self.daily_net_pnl <= -limit:
             return self.trigger(f"daily loss ${-self.daily_net_pnl} on {day} reached limit ${limit}", now)
-        self._save()
+        self._persist_soon()
         return False
 
     def record_reject(self, message: str, now: float) -> bool:
@@ -203,12 +289,165 @@ class HardStop:
             },
         }
 
+    def _persist_soon(self) -> None:
+        """Hand the state to the writer task, or write it now when none runs (tests, tools)."""
+        self._dirty = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+        else:
+            self._save()
+
     def _save(self) -> None:
-        """Write the state atomically; a failure is logged, never raised (the latch holds in memory)."""
+        """Write the state now; a failure is logged, never raised (the latch holds in memory)."""
         try:
-            write_atomically(self.params.state_file, json.dumps(self.to_json(), indent=2) + "\n")
+            self._write()
         except OSError as exc:
+            self.persisted = False
             log.error("could not write hard-stop state to %s: %s", self.params.state_file, exc)
+        else:
+            self._dirty = False
+
+    def _save_latch(self) -> None:
+        """Write a new latch at once; on a full disk the armed spare stands in for it."""
+        path = self.params.state_file
+        try:
+            self._write()
+            self._dirty = False
+            return
+        except OSError as exc:
+            problem = exc
+        self._dirty = True
+        try:
+            os.replace(_spare_path(path), path)
+        except OSError:
+            self.persisted = False
+            log.critical(
+                "HARD STOP NOT PERSISTED: could not write hard-stop state to %s: %s; entries stay "
+                "blocked in this process, but a restart would not know — stop the bot and free the disk",
+                path,
+                problem,
+            )
+        else:
+            log.critical(
+                "could not write hard-stop state to %s (%s): stored a latch without its reason "
+                "instead; retrying the full state",
+                path,
+                problem,
+            )
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def _render(self) -> str:
+        return json.dumps(self.to_json(), indent=2) + "\n"
+
+    def _write(self) -> None:
+        """Write the state now; a latch another process wrote is adopted first, never cleared."""
+        _ = self.latched  # re-reads the file if it changed since we last saw it
+        write_atomically(self.params.state_file, self._render())
+        self._seen = _signature(self.params.state_file)
+        self.persisted = True
+
+    def flush(self) -> None:
+        """Write pending state now (at shutdown, after the writer task has stopped)."""
+        if self._dirty or not self.persisted:
+            if self.latched:
+                self._save_latch()
+            else:
+                self._save()
+        if self.latched and not self.persisted:
+            log.critical("HARD STOP NOT PERSISTED at exit: %s", self.reason)
+
+
+#: A daily PnL beyond this is not something the bot wrote (USD).
+MAX_PNL_USD = Decimal(10) ** 12
+#: Seconds between attempts to write state the disk refused.
+RETRY_SECS = 5.0
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+
+def _spare_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.latched-spare")
+
+
+def _spare_state(armed: datetime) -> dict[str, Any]:
+    return {
+        "latched": True,
+        "reason": (
+            f"a hard stop latched after {armed.isoformat()} (pid {os.getpid()}) but its state could "
+            "not be written in full (disk full?); see that run's log for the reason"
+        ),
+        "latched_wall": None,
+        "daily": {"day": None, "net_pnl": "0"},
+    }
+
+
+async def run_hard_stop_persistence(
+    stop: HardStop, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Write the hard stop's state whenever it changed, in a worker thread, coalescing updates.
+
+    A write the disk refuses is retried every `RETRY_SECS`; the latch never waits for it.
+    """
+    stop._wakeup = trio.Event()
+    task_status.started()
+    try:
+        while True:
+            await stop._wakeup.wait()
+            stop._wakeup = trio.Event()
+            while stop._dirty:
+                stop._dirty = False
+                latched = stop.latched  # decided here, on the loop, before the thread runs
+                text = stop._render()
+                try:
+                    seen = await trio.to_thread.run_sync(
+                        _write_in_thread, stop.params.state_file, text, latched
+                    )
+                except OSError as exc:
+                    stop._dirty = True
+                    stop.persisted = False
+                    level = logging.CRITICAL if latched else logging.ERROR
+                    log.log(
+                        level,
+                        "could not write hard-stop state to %s: %s; retrying",
+                        stop.params.state_file,
+                        exc,
+                    )
+                    await trio.sleep(RETRY_SECS)
+                    continue
+                if seen is not None:
+                    stop._seen = seen
+                if stop.latched == latched:
+                    stop.persisted = True
+                else:  # latched meanwhile (here or on disk): write the latch too
+                    stop._dirty = True
+    finally:
+        stop._wakeup = None
+
+
+def _write_in_thread(path: Path, text: str, latched: bool) -> tuple[int, int, int] | None:
+    """The worker thread's write; returns the file's new signature, or None when it did not write
+    because a latch is on disk (unlatched state never replaces one; the loop adopts it)."""
+    if not latched and _disk_says_latched(path):
+        return None
+    write_atomically(path, text)
+    return _signature(path)
+
+
+def _disk_says_latched(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+    return not isinstance(data, dict) or data.get("latched") is not False
 
 
 def write_atomically(path: Path, text: str) -> None:
