@@ -21,6 +21,8 @@ from hip3.hyperliquid.events import AssetCtx, Bbo, Fill, OrderUpdates, Subscript
 from hip3.hyperliquid.ws import Connected, Disconnected
 from hip3.market.cells import MarketCells
 from hip3.market.ready import ReadyState
+from hip3.trading.edge import fill_reports, order_reports
+from hip3.trading.reports import FillReport, OrderReport
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,11 @@ MAX_CATCH_UP_PAGES = 6
 
 
 class UserEventSink(Protocol):
-    async def user_fills(self, msg: UserFills) -> None: ...
+    """The tracker as the feed sees it: user events arrive converted to the bot's own reports."""
 
-    async def order_updates(self, msg: OrderUpdates) -> None: ...
+    async def report_fills(self, fills: tuple[FillReport, ...]) -> None: ...
+
+    async def report_orders(self, reports: tuple[OrderReport, ...]) -> None: ...
 
 
 FetchFills = Callable[[int], Awaitable[list[Fill]]]
@@ -106,10 +110,12 @@ class Feed:
                 self.ignored_snapshots += 1
             case UserFills():
                 if self.sink is not None:
-                    await self.sink.user_fills(event)
+                    await self.sink.report_fills(fill_reports(event))
             case OrderUpdates():
                 if self.sink is not None:
-                    await self.sink.order_updates(event)
+                    reports = order_reports(event)
+                    if reports:
+                        await self.sink.report_orders(reports)
             case SubscriptionAck(method="subscribe", subscription=sub):
                 self._ready_changed(self.ready.on_ack(str(sub.get("type"))))
             case Connected():
@@ -145,7 +151,7 @@ class Feed:
         fills = await self._fetch_all_since(since)
         if fills:
             log.info("catch-up after reconnect: %d fills since %d handed to the tracker", len(fills), since)
-            await self.sink.user_fills(UserFills(user=self.user, is_snapshot=False, fills=tuple(fills)))
+            await self.sink.report_fills(fill_reports(fills))
         if connection != self.connections:
             log.info(
                 "catch-up for connection %d done; connection %d is still catching up",

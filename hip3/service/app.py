@@ -39,6 +39,7 @@ from hip3.service.keys import KeyLoadError, SecretKey, load_signing_key
 from hip3.strategy.detector import DetectorParams
 from hip3.strategy.gates import GateParams
 from hip3.strategy.scanner import SignalScanner, run_detector
+from hip3.trading.edge import account_snapshot
 from hip3.trading.executor.signer import L1OrderSigner
 from hip3.trading.executor.task import Executor, ExecutorParams, run_executor
 from hip3.trading.exits import ExitParams, ExitPlanner, run_exits, shutdown_sequence
@@ -365,7 +366,7 @@ async def _startup_sync(
     try:
         fence = await handle.begin_fetch()
         state = await info.clearinghouse_state(user, dex)
-        await handle.apply_snapshot(fence, state, dex=dex)
+        await handle.apply_snapshot(fence, account_snapshot(state), dex=dex)
     except InfoError as exc:
         # Never start from "flat" because a query failed: a failed query is unknown, not empty.
         log.error("startup position sync failed, not trading: %s", exc)

@@ -96,16 +96,6 @@ class ReserveDenied:
 ReserveDecision = ReserveGranted | ReserveDenied
 
 
-@frozen
-class PostUnknown:
-    """The post got no answer (timeout, connection lost): the order may or may not have executed.
-
-    Its reservation stays counted until orderStatus or the fill stream settles it (DESIGN.md rule 6).
-    """
-
-    reason: str
-
-
 # ---------------------------------------------------------------------------------------------
 # tracker -> everyone (published after each change)
 

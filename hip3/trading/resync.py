@@ -19,7 +19,9 @@ import attrs
 import trio
 
 from hip3.hyperliquid.events import ClearinghouseState
+from hip3.trading.edge import account_snapshot
 from hip3.trading.messages import Correction
+from hip3.trading.reports import AccountSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ class FencedTracker(Protocol):
     async def begin_fetch(self) -> int: ...
 
     async def apply_snapshot(
-        self, fence: int, state: ClearinghouseState, *, dex: str | None = None
+        self, fence: int, snapshot: AccountSnapshot, *, dex: str | None = None
     ) -> list[Correction]: ...
 
 
@@ -72,7 +74,9 @@ async def resync_once(
         stats.skipped += 1
         log.info("position resync dropped: the connection changed while clearinghouseState was fetched")
         return None
-    corrections = await tracker.apply_snapshot(fence, state, dex=dex)  # compare this dex's markets only
+    corrections = await tracker.apply_snapshot(
+        fence, account_snapshot(state), dex=dex
+    )  # compare this dex's markets only
     stats.runs += 1
     stats.corrections += len(corrections)
     stats.last_ok_at = trio.current_time()

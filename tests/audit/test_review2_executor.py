@@ -9,7 +9,7 @@ import pytest
 from hip3.core import Side
 from hip3.hyperliquid.events import OrderStatusResult
 from hip3.hyperliquid.ws import ConnectionLost, PostTimeout
-from hip3.trading.messages import PostUnknown
+from hip3.trading.reports import PostUnknown
 from tests.fakes.trading import TSLA, D, signal
 from tests.trading.test_executor import running
 

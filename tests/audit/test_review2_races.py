@@ -17,17 +17,16 @@ from hip3.hyperliquid.events import (
     AssetPosition,
     ClearinghouseState,
     Fill,
-    Filled,
-    OrderError,
-    OrderUpdates,
     UserFills,
 )
 from hip3.hyperliquid.ws import Connected, Disconnected
 from hip3.market.cells import MarketCells
 from hip3.market.feed import Feed
 from hip3.market.ready import ReadyState
+from hip3.trading.edge import account_snapshot, fill_reports
 from hip3.trading.exits import ExitParams, ExitPlanner
 from hip3.trading.messages import ReserveGranted, ReserveRequest
+from hip3.trading.reports import FillReport, OrderReport, PostFilled, PostRefused
 from hip3.trading.tracker import Tracker
 
 TSLA = MarketKey("xyz", "TSLA", 110001)
@@ -111,11 +110,11 @@ class TrackerSink:
         self.tracker = tracker
         self.clocks = clocks
 
-    async def user_fills(self, msg: UserFills) -> None:
-        self.tracker.apply_user_fills(msg, self.clocks.now)
+    async def report_fills(self, fills: tuple[FillReport, ...]) -> None:
+        self.tracker.apply_fills(fills, self.clocks.now)
 
-    async def order_updates(self, msg: OrderUpdates) -> None:
-        self.tracker.apply_order_updates(msg, self.clocks.now)
+    async def report_orders(self, reports: tuple[OrderReport, ...]) -> None:
+        self.tracker.apply_order_reports(reports, self.clocks.now)
 
 
 async def test_a_reconnect_hours_after_the_last_fill_does_not_replay_forgotten_fills() -> None:
@@ -149,7 +148,7 @@ async def test_a_reconnect_hours_after_the_last_fill_does_not_replay_forgotten_f
             clocks.now,
         )
         assert isinstance(decision, ReserveGranted)
-        tracker.apply_post_result(cloid, Filled(Decimal(1), Decimal(10), 77), clocks.now)
+        tracker.apply_post_result(cloid, PostFilled(Decimal(1), Decimal(10), 77), clocks.now)
         entry_fill = fill(tid=1, time_ms=clocks.ms, cloid=cloid)
         exchange_fills.append(entry_fill)
         await feed.handle(UserFills(user=USER, is_snapshot=False, fills=(entry_fill,)), nursery)
@@ -215,7 +214,9 @@ def test_a_fill_already_in_a_resync_snapshot_is_not_applied_again() -> None:
     tracker = make_tracker()
     clocks = Clocks()
     # Startup: the account holds long 2 @ 10.
-    tracker.apply_snapshot(tracker.begin_fetch(), long_state("2", "10", clocks.ms), clocks.now)
+    tracker.apply_snapshot(
+        tracker.begin_fetch(), account_snapshot(long_state("2", "10", clocks.ms)), clocks.now
+    )
     assert tracker.position_size(TSLA) == Decimal(2)
 
     clocks.advance(60)
@@ -224,10 +225,10 @@ def test_a_fill_already_in_a_resync_snapshot_is_not_applied_again() -> None:
     liquidation = fill(tid=900, time_ms=clocks.ms, side=Side.SELL, sz="1", px="9")
     fence = tracker.begin_fetch()
     clocks.advance(0.1)
-    tracker.apply_snapshot(fence, long_state("1", "10", clocks.ms), clocks.now)
+    tracker.apply_snapshot(fence, account_snapshot(long_state("1", "10", clocks.ms)), clocks.now)
     assert tracker.position_size(TSLA) == Decimal(1)  # corrected to the exchange
     clocks.advance(0.3)
-    tracker.apply_user_fills(UserFills(user=USER, is_snapshot=False, fills=(liquidation,)), clocks.now)
+    tracker.apply_fills(fill_reports([liquidation]), clocks.now)
 
     # The exchange holds long 1 (2 - 1). The tracker now says flat, so the market is free for a new
     # entry on top of the long 1 it does not see.
@@ -252,14 +253,16 @@ def test_a_phantom_position_is_corrected_although_its_flatten_keeps_being_retrie
     (book.py:580-591), so the phantom is never corrected."""
     tracker = make_tracker()
     clocks = Clocks()
-    tracker.apply_snapshot(tracker.begin_fetch(), long_state("1", "10", clocks.ms), clocks.now)
+    tracker.apply_snapshot(
+        tracker.begin_fetch(), account_snapshot(long_state("1", "10", clocks.ms)), clocks.now
+    )
     planner = ExitPlanner(MarketCells([TSLA]), ExitParams())  # defaults: time stop 20 s, backoff 1..30 s
     step = 0.25  # ExitParams.check_interval_secs
     for tick in range(1, int(600 / step) + 1):
         clocks.advance(step)
         if tick % int(60 / step) == 0:  # position_resync_interval_secs = 60, exchange flat
             fence = tracker.begin_fetch()
-            tracker.apply_snapshot(fence, flat_state(clocks.ms), clocks.now)
+            tracker.apply_snapshot(fence, account_snapshot(flat_state(clocks.ms)), clocks.now)
         for req in planner.step(tracker.view(), clocks.now):
             cloid = Cloid.random()
             decision, _ = tracker.reserve(
@@ -269,7 +272,7 @@ def test_a_phantom_position_is_corrected_although_its_flatten_keeps_being_retrie
                 clocks.now,
             )
             if isinstance(decision, ReserveGranted):
-                refusal = OrderError("Reduce only order would increase position. asset=110001")
+                refusal = PostRefused("Reduce only order would increase position. asset=110001")
                 tracker.apply_post_result(cloid, refusal, clocks.now)
     # Ten minutes, ten flat snapshots: the tracker should agree with the exchange by now.
     assert tracker.position_size(TSLA) == 0

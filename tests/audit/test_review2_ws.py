@@ -12,6 +12,7 @@ import trio.testing
 from hip3.core import Cloid, MarketKey, Price, Side, Size
 from hip3.hyperliquid.parse import ParseStats
 from hip3.hyperliquid.ws import open_ws_session
+from hip3.trading.edge import post_outcome
 from hip3.trading.messages import ReserveDenied, ReserveGranted, ReserveRequest
 from hip3.trading.tracker import Tracker
 from tests.fakes.ws import FakeWsServer
@@ -61,7 +62,7 @@ async def test_a_server_error_reply_to_an_order_post_keeps_the_reservation(
         reply = {"type": "error", "payload": "504 Gateway Timeout"}
         await conn.send({"channel": "post", "data": {"id": req["id"], "response": reply}})
 
-    tracker.apply_post_result(first.cloid, results[0], 1.0)
+    tracker.apply_post_result(first.cloid, post_outcome(results[0]), 1.0)
     # The $10 order may be filled at the exchange: a second $10 order in the market would break the $15 cap.
     second, _ = tracker.reserve(entry(), 2.0)
     assert isinstance(second, ReserveDenied)

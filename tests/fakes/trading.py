@@ -16,7 +16,6 @@ import trio
 
 from hip3.core import Cloid, MarketKey, MarketSpec, Price, Side, Size
 from hip3.hyperliquid.events import (
-    ActionErr,
     ActionOk,
     ActionResult,
     AssetCtx,
@@ -27,8 +26,6 @@ from hip3.hyperliquid.events import (
     Filled,
     OrderError,
     OrderStatusResult,
-    PostError,
-    UserFills,
 )
 from hip3.market.cells import MarketState
 from hip3.trading.messages import (
@@ -36,12 +33,22 @@ from hip3.trading.messages import (
     DenyReason,
     PortfolioView,
     PositionView,
-    PostUnknown,
     ReserveDecision,
     ReserveDenied,
     ReserveGranted,
     ReserveRequest,
     Signal,
+)
+from hip3.trading.reports import (
+    AccountSnapshot,
+    FillReport,
+    NotSent,
+    OrderNotFound,
+    OrderReport,
+    PostFilled,
+    PostOutcome,
+    PostRefused,
+    PostUnknown,
 )
 
 TSLA = MarketKey("xyz", "TSLA", 110001)
@@ -289,11 +296,11 @@ class FakeTracker:
         self.changed = trio.Event()
         self.reserves: list[ReserveRequest] = []
         self.results: list[tuple[Cloid, object]] = []
-        self.resolved: list[tuple[Cloid, OrderStatusResult]] = []
+        self.resolved: list[tuple[Cloid, OrderReport | OrderNotFound]] = []
         self.abandoned: list[tuple[Cloid, str]] = []
-        self.fed_fills: list[UserFills] = []
+        self.fed_fills: list[tuple[FillReport, ...]] = []
         self.fences: list[int] = []
-        self.snapshots: list[tuple[int, ClearinghouseState]] = []
+        self.snapshots: list[tuple[int, AccountSnapshot]] = []
         self.snapshot_dexes: list[str | None] = []
         self.corrections = list(corrections)
         self.stale: list[Cloid] = []
@@ -379,37 +386,38 @@ class FakeTracker:
         self._bump()
         return ReserveGranted(req.cloid, size)
 
-    async def post_result(self, cloid: Cloid, result: object) -> None:
+    async def post_result(self, cloid: Cloid, result: PostOutcome) -> None:
         await trio.lowlevel.checkpoint()
         self.results.append((cloid, result))
         req = self.reservations.get(cloid)
         if req is None:
             return
         match result:
-            case Filled(total_sz=total, avg_px=avg):
+            case PostFilled(total_sz=total, avg_px=avg):
                 self._apply_fill(req, total, avg)
                 self._release(cloid)
-            case OrderError() | ActionErr():
+            case PostRefused() | NotSent():
                 self._release(cloid)
-            case PostUnknown() | PostError():  # like the real tracker: outcome not known yet
+            case PostUnknown():  # like the real tracker: outcome not known yet
                 pass
             case _:
                 pass
 
-    async def order_resolved(self, cloid: Cloid, status: OrderStatusResult) -> None:
+    async def order_resolved(self, report: OrderReport | OrderNotFound) -> None:
         await trio.lowlevel.checkpoint()
-        self.resolved.append((cloid, status))
+        cloid = report.cloid
+        self.resolved.append((cloid, report))
         req = self.reservations.get(cloid)
         if req is None:
             return
-        if status.known and status.status == "filled":
+        if isinstance(report, OrderReport) and report.status == "filled":
             self._apply_fill(req, req.size, req.limit_px)
-        if not status.known or status.status not in ("open", "triggered"):
+        if isinstance(report, OrderNotFound) or not report.is_live:
             self._release(cloid)
 
-    async def user_fills(self, msg: UserFills) -> None:
+    async def report_fills(self, fills: tuple[FillReport, ...]) -> None:
         await trio.lowlevel.checkpoint()
-        self.fed_fills.append(msg)
+        self.fed_fills.append(fills)
 
     async def stale_reservations(self, older_than: float) -> list[Cloid]:
         await trio.lowlevel.checkpoint()
@@ -427,7 +435,7 @@ class FakeTracker:
         return self.seq
 
     async def apply_snapshot(
-        self, fence: int, state: ClearinghouseState, *, dex: str | None = None
+        self, fence: int, state: AccountSnapshot, *, dex: str | None = None
     ) -> list[Correction]:
         await trio.lowlevel.checkpoint()
         self.snapshots.append((fence, state))

@@ -19,6 +19,8 @@ from hip3.hyperliquid.ws import Connected, Disconnected
 from hip3.market.cells import MarketCells
 from hip3.market.feed import Feed, market_subscriptions, user_subscriptions
 from hip3.market.ready import ReadyState
+from hip3.trading.edge import fill_reports, order_reports
+from hip3.trading.reports import FillReport, OrderReport
 
 TSLA = MarketKey("xyz", "TSLA", 110001)
 MARKETS = {"xyz:TSLA": TSLA}
@@ -54,14 +56,14 @@ def fill(tid: int, time_ms: int = 1_000) -> Fill:
 
 class Sink:
     def __init__(self) -> None:
-        self.fills: list[UserFills] = []
-        self.updates: list[OrderUpdates] = []
+        self.fills: list[tuple[FillReport, ...]] = []
+        self.updates: list[tuple[OrderReport, ...]] = []
 
-    async def user_fills(self, msg: UserFills) -> None:
-        self.fills.append(msg)
+    async def report_fills(self, fills: tuple[FillReport, ...]) -> None:
+        self.fills.append(fills)
 
-    async def order_updates(self, msg: OrderUpdates) -> None:
-        self.updates.append(msg)
+    async def report_orders(self, reports: tuple[OrderReport, ...]) -> None:
+        self.updates.append(reports)
 
 
 def make_feed(fetch=None):  # type: ignore[no-untyped-def]
@@ -95,10 +97,25 @@ async def test_market_data_goes_to_cells_and_user_events_to_the_tracker() -> Non
         live = UserFills(USER, False, (fill(1),))
         await feed.handle(live, nursery)
         update = OrderUpdates(
-            (OrderUpdate("xyz:TSLA", Side.BUY, Decimal(1), Decimal(0), 7, 1, Decimal(1), "filled", 2),)
+            (
+                OrderUpdate(
+                    "xyz:TSLA",
+                    Side.BUY,
+                    Decimal(1),
+                    Decimal(0),
+                    7,
+                    1,
+                    Decimal(1),
+                    "filled",
+                    2,
+                    Cloid.random(),
+                ),
+            )
         )
         await feed.handle(update, nursery)
-        assert sink.fills == [live] and sink.updates == [update]
+        # converted at the edge: the tracker sees the bot's own reports
+        assert sink.fills == [fill_reports(live)] and sink.updates == [order_reports(update)]
+        assert sink.updates[0][0].filled_sz == Decimal(1)
 
 
 async def test_the_userfills_snapshot_never_reaches_the_tracker() -> None:
@@ -133,8 +150,7 @@ async def test_reconnect_catches_up_missed_fills_before_ready(autojump_clock: ob
     assert ready.is_ready
     assert attempts == 2
     assert asked[0] == 50_000_000 - 60_000  # from the disconnect, with a margin
-    assert [f.tid for m in sink.fills for f in m.fills] == [9]
-    assert sink.fills[0].is_snapshot is False
+    assert [f.trade_id.tid for m in sink.fills for f in m] == [9]
 
 
 def test_subscriptions() -> None:

@@ -37,6 +37,7 @@ from hip3.hyperliquid.events import (
 )
 from hip3.hyperliquid.signing import NonceManager, address_of, recover_l1_signer
 from hip3.hyperliquid.ws import ConnectionLost, NotConnected, PostTimeout
+from hip3.trading.edge import order_status_report
 from hip3.trading.executor import (
     DropReason,
     Executor,
@@ -51,12 +52,12 @@ from hip3.trading.hardstop import HardStop, HardStopParams
 from hip3.trading.hardstop import is_benign_reject as risk_is_benign_reject
 from hip3.trading.messages import (
     FlattenRequest,
-    PostUnknown,
     ReserveDecision,
     ReserveGranted,
     ReserveRequest,
     Signal,
 )
+from hip3.trading.reports import NotSent, OrderNotFound, PostFilled, PostUnknown
 from hip3.trading.resync import run_resync
 from hip3.trading.tracker import Tracker, run_tracker
 from tests.fakes.trading import (
@@ -241,7 +242,7 @@ async def test_entry_is_reserved_signed_once_posted_and_reported(autojump_clock:
         assert len(h.signer.signed) == 1 and len(h.ws.posts) == 1
         assert cloid_of(h.ws.posts[0]) == req.cloid
         ((cloid, result),) = h.tracker.results
-        assert cloid == req.cloid and isinstance(result, Filled)
+        assert cloid == req.cloid and isinstance(result, PostFilled)
         assert h.tracker.positions[TSLA].size == D("0.123")
         assert h.executor.stats.filled == 1 and h.executor.stats.posted == 1
 
@@ -339,7 +340,7 @@ async def test_ws_post_failures_are_unknown(autojump_clock: Any, exc: Exception)
         # "unknownOid" right after the loss may mean "not in a block yet": not an answer yet (R10)
         assert h.tracker.resolved == [] and cloid in h.tracker.reservations
         await trio.sleep(ExecutorParams().unknown_oid_grace_secs + 10)
-        assert h.tracker.resolved == [(cloid, OrderStatusResult(known=False))]
+        assert h.tracker.resolved == [(cloid, OrderNotFound(cloid))]
         assert cloid not in h.tracker.reservations
         assert len(h.ws.posts) == 1 and h.info.exchange_posts == []
 
@@ -362,7 +363,7 @@ async def test_unresolved_order_feeds_fills_then_abandons(autojump_clock: Any) -
         await trio.sleep(5)
         assert [c for c, _ in h.tracker.abandoned] == [cloid]
         (fed,) = h.tracker.fed_fills
-        assert not fed.is_snapshot and [f.tid for f in fed.fills] == [11]
+        assert [f.trade_id.tid for f in fed] == [11]
         assert h.info.fill_queries == [(USER, 1_700_000_000_000 - 60_000)]
         assert len(h.ws.posts) == 1 and len(h.signer.signed) == 1
         assert h.executor.stats.abandoned == 1
@@ -399,7 +400,7 @@ async def test_action_err_and_order_error_release_and_classify(autojump_clock: A
         await trio.sleep(ExecutorParams().unknown_oid_grace_secs + 10)
         assert h.tracker.reservations == {}
         kinds = [type(r).__name__ for _, r in h.tracker.results]
-        assert kinds == ["ActionErr", "OrderError", "OrderError", "OrderError", "PostUnknown"]
+        assert kinds == ["PostRefused", "PostRefused", "PostRefused", "PostRefused", "PostUnknown"]
         # Benign rejects (IOC no match, minimum value) never reach the hard stop.
         assert h.hard_stop.rejects == [
             "Invalid nonce: duplicate nonce 1",
@@ -422,7 +423,7 @@ async def test_ws_not_connected_at_send_falls_back_to_http(autojump_clock: Any) 
         h.ws.raise_exc = NotConnected("not connected")
         await h.signal(signal(TSLA, Side.BUY, "250", "1"))
         assert len(h.ws.posts) == 1 and len(h.info.exchange_posts) == 1
-        assert isinstance(h.tracker.results[0][1], Filled)
+        assert isinstance(h.tracker.results[0][1], PostFilled)
 
 
 async def test_no_connection_and_no_fallback_releases(autojump_clock: Any) -> None:
@@ -431,7 +432,7 @@ async def test_no_connection_and_no_fallback_releases(autojump_clock: Any) -> No
         await h.signal(signal(TSLA, Side.BUY, "250", "1"))
         assert h.ws.posts == [] and h.info.exchange_posts == []
         ((_, result),) = h.tracker.results
-        assert isinstance(result, OrderError) and h.tracker.reservations == {}
+        assert isinstance(result, NotSent) and h.tracker.reservations == {}
         assert h.executor.stats.not_sent == 1 and h.hard_stop.rejects == []
 
 
@@ -503,7 +504,7 @@ async def test_stale_reservations_nobody_resolves_are_chased(autojump_clock: Any
         await trio.sleep(59)
         assert h.tracker.resolved == []
         await trio.sleep(2)
-        assert h.tracker.resolved == [(orphan.cloid, OrderStatusResult(known=False))]
+        assert h.tracker.resolved == [(orphan.cloid, OrderNotFound(orphan.cloid))]
         assert h.tracker.reservations == {} and h.ws.posts == []
 
 
@@ -540,7 +541,7 @@ async def test_signing_failure_releases_the_reservation(autojump_clock: Any) -> 
         h.signer.sign_order = broken  # type: ignore[method-assign, assignment]
         await h.signal(signal(TSLA, Side.BUY, "250", "1"))
         assert h.ws.posts == [] and h.tracker.reservations == {}
-        assert isinstance(h.tracker.results[0][1], OrderError)
+        assert isinstance(h.tracker.results[0][1], NotSent)
 
 
 async def test_a_slow_post_does_not_block_other_markets(autojump_clock: Any) -> None:
@@ -568,7 +569,9 @@ async def test_unexpected_status_is_resolved(autojump_clock: Any) -> None:
 
     async with running() as h:
         h.ws.respond = lambda body: ActionOk("order", (StatusOther("waitingForFill"),))
-        h.info.status_answers = [OrderStatusResult(known=True, status="iocCancelRejected", sz=D(1))]
+        h.info.status_answers = [
+            OrderStatusResult(known=True, status="iocCancelRejected", orig_sz=D(1), sz=D(1))
+        ]
         await h.signal(signal(TSLA, Side.BUY, "250", "1"))
         await trio.sleep(2)
         assert len(h.tracker.resolved) == 1 and h.tracker.reservations == {}
@@ -1042,5 +1045,5 @@ async def test_a_stale_flatten_chased_by_the_sweep_keeps_its_market_and_flag(aut
         h.tracker.stale = [cloid]
         h.info.status_answers = [OrderStatusResult(known=True, status="canceled", sz=D(1), orig_sz=D(1))]
         await trio.sleep(70)
-        assert (cloid, h.info.status_answers[0]) in h.tracker.resolved
+        assert (cloid, order_status_report(cloid, h.info.status_answers[0])) in h.tracker.resolved
         assert [m for m, _ in h.hard_stop.flatten_failures] == [TSLA]

@@ -11,10 +11,12 @@ import pytest
 import trio
 
 from hip3.core import Cloid, MarketKey, Price, Side, Size
-from hip3.hyperliquid.events import OrderError, OrderStatusResult
+from hip3.hyperliquid.events import OrderStatusResult
+from hip3.trading.edge import fill_reports
 from hip3.trading.executor import Executor, ExecutorParams, run_executor
 from hip3.trading.exits import ExitParams, exit_reason, run_exits, shutdown_sequence
 from hip3.trading.messages import FlattenRequest, PositionView, ReserveGranted, ReserveRequest, Signal
+from hip3.trading.reports import PostFilled, PostRefused
 from tests.fakes.trading import (
     GOLD,
     SPECS,
@@ -140,7 +142,7 @@ async def fail_every_flatten(
         )
         assert isinstance(decision, ReserveGranted)
         await trio.sleep(0.1)
-        await tracker.post_result(cloid, OrderError("Order could not immediately match. asset=1"))
+        await tracker.post_result(cloid, PostRefused("Order could not immediately match. asset=1"))
 
 
 async def test_failed_flatten_retries_with_doubling_capped_backoff(autojump_clock: Any) -> None:
@@ -255,7 +257,7 @@ async def test_shutdown_waits_for_settling_then_flattens_to_flat(autojump_clock:
 
         async def settle_later() -> None:
             await trio.sleep(2)
-            await tracker.post_result(pending.cloid, OrderError("Order could not immediately match"))
+            await tracker.post_result(pending.cloid, PostRefused("Order could not immediately match"))
 
         nursery.start_soon(settle_later)
         t0 = trio.current_time()
@@ -325,7 +327,7 @@ async def test_shutdown_without_flatten_leaves_positions(autojump_clock: Any) ->
 async def test_shutdown_waits_for_the_fee_of_a_fill_known_only_from_its_response(autojump_clock: Any) -> None:
     # The real tracker: an order response says "filled" (no fee); the userFills message with the
     # fee comes 1 s later. Exiting before it would leave that fee out of the daily loss total.
-    from hip3.hyperliquid.events import Fill, Filled, UserFills
+    from hip3.hyperliquid.events import Fill
     from hip3.trading.tracker import Tracker
     from hip3.trading.tracker.task import run_tracker
 
@@ -340,7 +342,7 @@ async def test_shutdown_waits_for_the_fee_of_a_fill_known_only_from_its_response
     async with trio.open_nursery() as nursery:
         handle = await nursery.start(run_tracker, tracker)
         await handle.reserve(ReserveRequest(cloid, TSLA, Side.BUY, Size(D(1)), Price(D(100)), False, "entry"))
-        await handle.post_result(cloid, Filled(D(1), D(100), 7))
+        await handle.post_result(cloid, PostFilled(D(1), D(100), 7))
         assert TSLA in handle.view().awaiting_fill_reports
 
         async def fill_report_later() -> None:
@@ -361,7 +363,7 @@ async def test_shutdown_waits_for_the_fee_of_a_fill_known_only_from_its_response
                 1,
                 cloid,
             )
-            await handle.user_fills(UserFills("0x" + "1" * 40, False, (fill,)))
+            await handle.report_fills(fill_reports([fill]))
 
         nursery.start_soon(fill_report_later)
         start = trio.current_time()

@@ -10,6 +10,7 @@ import trio
 
 from hip3.hyperliquid.events import AssetPosition, ClearinghouseState
 from hip3.hyperliquid.info import InfoError
+from hip3.trading.edge import account_snapshot
 from hip3.trading.messages import Correction
 from hip3.trading.resync import ResyncStats, run_resync
 from tests.fakes.trading import TSLA, FakeInfo, FakeTracker, empty_state
@@ -53,7 +54,7 @@ async def test_the_fence_is_taken_before_the_fetch(autojump_clock: Any) -> None:
         await trio.sleep(12)
         nursery.cancel_scope.cancel()
     ((fence, state),) = tracker.snapshots
-    assert fence == 0 and tracker.seq == 1 and state == empty_state()
+    assert fence == 0 and tracker.seq == 1 and state == account_snapshot(empty_state())
 
 
 async def test_a_failed_fetch_changes_nothing(autojump_clock: Any) -> None:
@@ -119,7 +120,7 @@ async def test_corrections_are_counted(autojump_clock: Any) -> None:
         await trio.sleep(2.5)
         nursery.cancel_scope.cancel()
     assert stats.corrections == 1 and stats.runs == 2
-    assert tracker.snapshots[0][1] is state
+    assert tracker.snapshots[0][1] == account_snapshot(state)
 
 
 async def test_no_resync_while_the_user_streams_are_down(autojump_clock: Any) -> None:

@@ -13,7 +13,8 @@ from hip3.trading.executor.pricing import (
 )
 from hip3.trading.executor.signer import L1OrderSigner, OrderSigner
 from hip3.trading.executor.task import Executor, ExecutorParams, ExecutorStats, RateLimiter, run_executor
-from hip3.trading.executor.transport import NotSent, Sent, send_action
+from hip3.trading.executor.transport import Sent, send_action
+from hip3.trading.reports import NotSent
 
 __all__ = [
     "DropReason",

@@ -22,31 +22,30 @@ import trio
 from attrs import frozen
 
 from hip3.core import Cloid, MarketKey, MarketSpec, Side
-from hip3.hyperliquid.events import (
-    ActionErr,
-    ActionOk,
-    Fill,
-    Filled,
-    OrderError,
-    OrderStatusResult,
-    PostError,
-    Resting,
-    StatusOther,
-    StatusSuccess,
-    UserFills,
-)
+from hip3.hyperliquid.events import ActionErr, ActionOk, Fill, OrderStatusResult, PostError
 from hip3.market.cells import MarketSource
+from hip3.trading.edge import fill_reports, order_status_report, post_outcome
 from hip3.trading.executor.pricing import DropReason, OrderTerms, entry_terms, flatten_terms
 from hip3.trading.executor.signer import OrderSigner
-from hip3.trading.executor.transport import ActionPoster, ExchangePoster, NotSent, SendOutcome, send_action
+from hip3.trading.executor.transport import ActionPoster, ExchangePoster, SendOutcome, send_action
 from hip3.trading.messages import (
     FlattenRequest,
     PortfolioView,
-    PostUnknown,
     ReserveDecision,
     ReserveDenied,
     ReserveRequest,
     Signal,
+)
+from hip3.trading.reports import (
+    FillReport,
+    NotSent,
+    OrderNotFound,
+    OrderReport,
+    PostFilled,
+    PostOutcome,
+    PostRefused,
+    PostResting,
+    PostUnknown,
 )
 
 log = logging.getLogger(__name__)
@@ -104,9 +103,11 @@ class TrackerPort(Protocol):
 
     async def reserve(self, req: ReserveRequest) -> ReserveDecision: ...
 
-    async def post_result(self, cloid: Cloid, result: Any) -> None: ...
+    async def post_result(self, cloid: Cloid, outcome: PostOutcome) -> None: ...
 
-    async def order_resolved(self, cloid: Cloid, status: OrderStatusResult) -> None: ...
+    async def order_resolved(self, report: OrderReport | OrderNotFound) -> None: ...
+
+    async def report_fills(self, fills: tuple[FillReport, ...]) -> None: ...
 
     async def stale_reservations(self, older_than: float) -> list[Cloid]: ...
 
@@ -302,7 +303,7 @@ class Executor:
         if late_block is not None:
             # The hard stop latched (or READY was lost) while the tracker answered: give it back.
             self.stats.dropped[late_block] += 1
-            await self.tracker.post_result(granted.cloid, OrderError(f"not sent: {late_block}"))
+            await self.tracker.post_result(granted.cloid, NotSent(f"entries blocked: {late_block}"))
             return
         self.rate.record(trio.current_time())
         await self._launch(granted, spec)
@@ -367,7 +368,7 @@ class Executor:
             if not 0 < decision.size <= order.terms.size:
                 # Never send more than asked; a nonsense grant is given back.
                 log.error("reserve for %s granted size %s; not sending", order.describe(), decision.size)
-                await self.tracker.post_result(order.cloid, OrderError(f"bad grant size {decision.size}"))
+                await self.tracker.post_result(order.cloid, NotSent(f"bad grant size {decision.size}"))
                 return None
             order = attrs.evolve(order, terms=attrs.evolve(order.terms, size=decision.size))
         return order
@@ -385,9 +386,8 @@ class Executor:
                 order.cloid,
             )
         except Exception as exc:
-            # Nothing left the bot: release the reservation with a plain error.
             log.error("order %s not sent: signing failed: %s", order.describe(), type(exc).__name__)
-            await self.tracker.post_result(order.cloid, OrderError(f"signing failed: {type(exc).__name__}"))
+            await self.tracker.post_result(order.cloid, NotSent(f"signing failed: {type(exc).__name__}"))
             self.stats.not_sent += 1
             return
         self.in_flight.add(order.cloid)
@@ -420,51 +420,49 @@ class Executor:
         now = trio.current_time()
         match outcome:
             case ActionOk(statuses=statuses) if statuses:
-                status = statuses[0]
-                await self.tracker.post_result(order.cloid, status)
-                await self._order_status(order, status, now, sent_ms)
+                reported = post_outcome(statuses[0])
+                await self.tracker.post_result(order.cloid, reported)
+                await self._order_status(order, reported, now, sent_ms)
             case ActionOk():
                 # An order action answered with no status: we can't tell what happened.
                 await self._unknown(order, PostUnknown("answer carried no order status"), sent_ms)
             case ActionErr(message=message):
-                await self.tracker.post_result(order.cloid, outcome)
+                await self.tracker.post_result(order.cloid, PostRefused(message))
                 log.warning("order %s refused: %s", order.describe(), message)
                 self._reject(order, message, now)
             case PostError(message=message):
-                # An error reply to a WS post mirrors an HTTP error status: the action may or may
-                # not have reached the matching engine (review R3). It still counts as a rejection,
-                # so a systematic error latches the hard stop.
+                # It still counts as a rejection, so a systematic error latches the hard stop; but
+                # the action may have reached the matching engine, so the outcome is unknown.
                 self._reject(order, message, now)
                 await self._unknown(order, PostUnknown(f"post answered with an error: {message}"), sent_ms)
             case PostUnknown():
                 await self._unknown(order, outcome, sent_ms)
             case NotSent(reason=reason):
                 self.stats.not_sent += 1
-                # Nothing left the bot: a plain per-order error releases the reservation.
-                await self.tracker.post_result(order.cloid, OrderError(f"not sent: {reason}"))
+                await self.tracker.post_result(order.cloid, outcome)
                 log.warning("order %s not sent: %s", order.describe(), reason)
                 if order.reduce_only:
                     self.hard_stop.record_flatten_failure(order.market, f"not sent: {reason}")
 
-    async def _order_status(self, order: _Order, status: object, now: float, sent_ms: int) -> None:
-        match status:
-            case Filled(total_sz=total, avg_px=avg):
+    async def _order_status(self, order: _Order, reported: PostOutcome, now: float, sent_ms: int) -> None:
+        match reported:
+            case PostFilled(total_sz=total, avg_px=avg):
                 self.stats.filled += 1
                 log.info("order %s filled %s @ %s", order.describe(), total, avg)
                 if order.reduce_only:
                     self.hard_stop.record_flatten_success(order.market)
-            case OrderError(message=message):
+            case PostRefused(message=message):
                 log.info("order %s rejected: %s", order.describe(), message)
                 self._reject(order, message, now)
-            case Resting(oid=oid):
+            case PostResting(oid=oid):
                 self.stats.resting += 1
                 log.warning("order %s is resting (oid %s) although sent IOC", order.describe(), oid)
-            case StatusSuccess() | StatusOther():
+            case PostUnknown(reason=reason):
                 # Not an IOC answer we model: find out from the exchange, as for an unknown post.
-                log.warning(
-                    "order %s: unexpected status %r; resolving by orderStatus", order.describe(), status
-                )
+                log.warning("order %s: %s; resolving by orderStatus", order.describe(), reason)
                 self._start_resolve(order, sent_ms)
+            case NotSent():
+                pass
 
     def _reject(self, order: _Order, message: str, now: float) -> None:
         self.stats.rejected += 1
@@ -540,7 +538,9 @@ class Executor:
         sent_ms: int,
         status: OrderStatusResult,
     ) -> None:
-        await self.tracker.order_resolved(cloid, status)
+        report = order_status_report(cloid, status)
+        if report is not None:
+            await self.tracker.order_resolved(report)
         self.stats.resolved += 1
         what = status.status if status.known else "unknownOid (never executed)"
         log.info("order %s resolved: %s", cloid, what)
@@ -569,15 +569,14 @@ class Executor:
 
     async def _feed_fills(self, cloid: Cloid, sent_ms: int) -> None:
         """Hand this order's fills from userFillsByTime to the tracker (tid de-duplication makes it safe)."""
-        feed = getattr(self.tracker, "user_fills", None)
-        if self.info is None or feed is None:
+        if self.info is None:
             return
         try:
             with trio.move_on_after(max(1.0, self.params.post_timeout_secs * 2)):
                 fills = await self.info.user_fills_by_time(self.user, sent_ms - FILL_WINDOW_MARGIN_MS)
                 mine = tuple(f for f in fills if f.cloid == cloid)
                 if mine:
-                    await feed(UserFills(user=self.user, is_snapshot=False, fills=mine))
+                    await self.tracker.report_fills(fill_reports(mine))
                     log.info("order %s: %d fills found by userFillsByTime", cloid, len(mine))
         except Exception as exc:
             log.warning("userFillsByTime for %s failed: %s", cloid, exc)

@@ -15,7 +15,7 @@ from attrs import frozen
 
 from hip3.hyperliquid.events import ActionResult
 from hip3.hyperliquid.ws import PostFailed, PostNotSent
-from hip3.trading.messages import PostUnknown
+from hip3.trading.reports import NotSent, PostUnknown
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,6 @@ class ExchangePoster(Protocol):
     """The HTTP client as the executor sees it (POST /exchange)."""
 
     async def post_exchange(self, body: dict[str, Any]) -> ActionResult: ...
-
-
-@frozen
-class NotSent:
-    """The body certainly never left the bot (no connection and no fallback)."""
-
-    reason: str
 
 
 SendOutcome = ActionResult | PostUnknown | NotSent

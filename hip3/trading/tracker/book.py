@@ -15,20 +15,6 @@ from types import MappingProxyType
 from attrs import define
 
 from hip3.core import Cloid, MarketKey, Side, Size
-from hip3.hyperliquid.events import (
-    ActionErr,
-    ClearinghouseState,
-    Fill,
-    Filled,
-    OrderError,
-    OrderStatusResult,
-    OrderUpdates,
-    PostError,
-    Resting,
-    StatusOther,
-    StatusSuccess,
-    UserFills,
-)
 from hip3.trading.messages import (
     Correction,
     DenyReason,
@@ -38,20 +24,27 @@ from hip3.trading.messages import (
     PositionEvent,
     PositionOpened,
     PositionView,
-    PostUnknown,
     ReserveDecision,
     ReserveDenied,
     ReserveGranted,
     ReserveRequest,
 )
+from hip3.trading.reports import (
+    LIVE_STATUSES,
+    AccountSnapshot,
+    FillReport,
+    NotSent,
+    OrderNotFound,
+    OrderReport,
+    PostFilled,
+    PostOutcome,
+    PostRefused,
+    PostResting,
+    PostUnknown,
+)
 from hip3.trading.tracker.ledger import ZERO, Ledger, OrderLedger, TidMemory
 
 log = logging.getLogger("hip3.trading.tracker")
-
-PostResult = Filled | Resting | OrderError | StatusSuccess | StatusOther | ActionErr | PostError | PostUnknown
-
-#: orderUpdates / orderStatus values after which the order can still fill.
-LIVE_STATUSES = frozenset({"open", "triggered"})
 
 DEFAULT_FILL_MEMORY_SECS = 6 * 3600.0
 
@@ -277,7 +270,7 @@ class Tracker:
     # -----------------------------------------------------------------------------------------
     # order outcomes
 
-    def apply_post_result(self, cloid: Cloid, result: PostResult, now: float) -> list[PositionEvent]:
+    def apply_post_result(self, cloid: Cloid, result: PostOutcome, now: float) -> list[PositionEvent]:
         entry = self._ledger.get(cloid)
         if entry is None:
             self.stats.unknown_cloid_results += 1
@@ -286,22 +279,25 @@ class Tracker:
         was_open = entry.is_open
         events: list[PositionEvent] = []
         match result:
-            case Filled(total_sz=total_sz, avg_px=avg_px, oid=oid):
+            case PostFilled(total_sz=total_sz, avg_px=avg_px, oid=oid):
                 entry.oid = oid
                 if total_sz > 0 and avg_px > 0:
                     entry.record_post_fill(total_sz, avg_px, now)
                 # The bot posts IOC; a GTC answered "filled" filled completely. Either way it is final.
                 entry.mark_final(total_sz, now)
                 events = self._apply_entry_delta(entry, now)
-            case Resting(oid=oid):
+            case PostResting(oid=oid):
                 entry.oid = oid
                 entry.last_activity = now
-            case OrderError() | ActionErr():
+            case PostRefused(message=message):
                 # Refused before matching: nothing of this post filled.
-                log.info("order %s in %s refused: %s", cloid, entry.market, getattr(result, "message", ""))
+                log.info("order %s in %s refused: %s", cloid, entry.market, message)
                 entry.mark_final(ZERO, now)
-            case StatusSuccess() | StatusOther() | PostUnknown() | PostError():
-                # PostError: a WS error reply mirrors an HTTP error status, not a refusal (R3).
+            case NotSent(reason=reason):
+                # Never left the bot: nothing can fill.
+                log.info("order %s in %s not sent: %s", cloid, entry.market, reason)
+                entry.mark_final(ZERO, now)
+            case PostUnknown():
                 # Outcome not known yet (rule 6): the reservation stays counted until settled.
                 entry.last_activity = now
             case _:
@@ -310,55 +306,42 @@ class Tracker:
         self._after_entry_change(entry, was_open, bool(events))
         return events
 
-    def apply_order_updates(self, msg: OrderUpdates, now: float) -> list[PositionEvent]:
+    def apply_order_reports(self, reports: Iterable[OrderReport], now: float) -> list[PositionEvent]:
         events: list[PositionEvent] = []
-        for update in msg.updates:
-            entry = self._ledger.get(update.cloid) if update.cloid is not None else None
+        for report in reports:
+            entry = self._ledger.get(report.cloid)
             if entry is None:
                 self.stats.unknown_cloid_updates += 1
-                log.debug("orderUpdate for unknown cloid %s (%s) ignored", update.cloid, update.status)
+                log.debug("order report for unknown cloid %s (%s) ignored", report.cloid, report.status)
                 continue
-            events.extend(
-                self._apply_status(entry, update.status, update.orig_sz, update.sz, update.oid, now)
-            )
+            events.extend(self._apply_status(entry, report, now))
         return events
 
-    def order_resolved(self, cloid: Cloid, status: OrderStatusResult, now: float) -> list[PositionEvent]:
-        entry = self._ledger.get(cloid)
+    def order_resolved(self, report: OrderReport | OrderNotFound, now: float) -> list[PositionEvent]:
+        entry = self._ledger.get(report.cloid)
         if entry is None:
             self.stats.unknown_cloid_results += 1
-            log.warning("orderStatus for unknown cloid %s ignored", cloid)
+            log.warning("orderStatus for unknown cloid %s ignored", report.cloid)
             return []
-        if not status.known:
+        if isinstance(report, OrderNotFound):
             was_open = entry.is_open
             if entry.stream_sz > 0 or entry.post_sz > 0:
                 log.warning(
-                    "orderStatus says %s unknown but fills were seen; keeping what was applied", cloid
+                    "orderStatus says %s unknown but fills were seen; keeping what was applied", report.cloid
                 )
             entry.mark_final(max(entry.stream_sz, entry.post_sz), now)
             self._after_entry_change(entry, was_open, False)
             return []
-        if status.status is None or status.orig_sz is None or status.sz is None:
-            log.warning("orderStatus for %s lacks status/origSz/sz; order kept open: %r", cloid, status)
-            return []
-        return self._apply_status(entry, status.status, status.orig_sz, status.sz, status.oid, now)
+        return self._apply_status(entry, report, now)
 
-    def _apply_status(
-        self,
-        entry: OrderLedger,
-        status: str,
-        orig_sz: Decimal,
-        remaining: Decimal,
-        oid: int | None,
-        now: float,
-    ) -> list[PositionEvent]:
+    def _apply_status(self, entry: OrderLedger, report: OrderReport, now: float) -> list[PositionEvent]:
         was_open = entry.is_open
-        if oid is not None:
-            entry.oid = oid
+        if report.oid is not None:
+            entry.oid = report.oid
         entry.last_activity = now
-        if status in LIVE_STATUSES:
+        if report.status in LIVE_STATUSES:
             return []
-        total = orig_sz if status == "filled" else orig_sz - remaining
+        total = report.orig_sz if report.status == "filled" else report.filled_sz
         entry.mark_final(total, now)
         if entry.is_open:
             log.debug(
@@ -408,31 +391,26 @@ class Tracker:
     # -----------------------------------------------------------------------------------------
     # fills
 
-    def apply_user_fills(self, msg: UserFills, now: float) -> list[PositionEvent]:
-        if msg.is_snapshot:
-            # History, not news: positions are rebuilt from clearinghouseState only.
-            self.stats.snapshot_fill_messages += 1
-            log.debug("userFills snapshot with %d fills ignored", len(msg.fills))
-            return []
+    def apply_fills(self, fills: Iterable[FillReport], now: float) -> list[PositionEvent]:
         events: list[PositionEvent] = []
-        for fill in msg.fills:
+        for fill in fills:
             events.extend(self._apply_fill(fill, now))
         return events
 
-    def _apply_fill(self, fill: Fill, now: float) -> list[PositionEvent]:
+    def _apply_fill(self, fill: FillReport, now: float) -> list[PositionEvent]:
         market = self.markets.get(fill.coin)
         if market is None:
             self.stats.unknown_coin_fills += 1
-            log.debug("fill %s for unconfigured coin %s ignored", fill.tid, fill.coin)
+            log.debug("fill %s for unconfigured coin %s ignored", fill.trade_id.tid, fill.coin)
             return []
-        if fill.tid in self._tids:
+        if fill.trade_id.tid in self._tids:
             self.stats.duplicate_tids += 1
-            log.debug("fill tid %s already applied; skipped", fill.tid)
+            log.debug("fill %s already applied; skipped", fill.trade_id)
             return []
         if fill.sz <= 0 or fill.px <= 0:
-            log.warning("fill tid %s with size %s / px %s ignored", fill.tid, fill.sz, fill.px)
+            log.warning("fill tid %s with size %s / px %s ignored", fill.trade_id.tid, fill.sz, fill.px)
             return []
-        self._tids.add(fill.tid, now)
+        self._tids.add(fill.trade_id.tid, now)
         self.fees += fill.fee
         entry = self._ledger.get(fill.cloid) if fill.cloid is not None else None
         foreign = entry is None
@@ -442,13 +420,17 @@ class Tracker:
                 cloid=fill.cloid, market=market, side=fill.side, created_at=now, last_activity=now
             )
             self._ledger.add(entry)
-        if foreign and fill.time <= self._snapshot_time.get(market, -1):
+        if foreign and fill.time_ms <= self._snapshot_time.get(market, -1):
             # Not our order, and older than the last snapshot compared for this market: that
             # snapshot already holds it (review R2). Its later fills are absorbed too.
             self.stats.fills_in_snapshot += 1
-            log.info("fill %s in %s predates the last resync snapshot; tid recorded only", fill.tid, market)
+            log.info(
+                "fill %s in %s predates the last resync snapshot; tid recorded only",
+                fill.trade_id.tid,
+                market,
+            )
             if entry is not None:
-                entry.record_stream_fill(fill.tid, fill.sz, fill.px, now)
+                entry.record_stream_fill(fill.trade_id.tid, fill.sz, fill.px, now)
                 entry.absorbed = True
             self._seq += 1  # publish the fee
             return []
@@ -456,7 +438,7 @@ class Tracker:
             self.stats.mismatched_fills += 1
             log.error(
                 "fill %s for cloid %s is %s %s but the order is %s %s; applied by tid alone",
-                fill.tid,
+                fill.trade_id.tid,
                 fill.cloid,
                 fill.side,
                 market,
@@ -467,10 +449,14 @@ class Tracker:
         if entry is None:
             return self._move_position(market, fill.side, fill.sz, fill.px, now)
         was_open = entry.is_open
-        entry.record_stream_fill(fill.tid, fill.sz, fill.px, now)
+        entry.record_stream_fill(fill.trade_id.tid, fill.sz, fill.px, now)
         if entry.absorbed:
             # A1: a resync already took the exchange's position, which holds this fill.
-            log.info("fill %s of %s already in a resync snapshot; tid recorded only", fill.tid, entry.cloid)
+            log.info(
+                "fill %s of %s already in a resync snapshot; tid recorded only",
+                fill.trade_id.tid,
+                entry.cloid,
+            )
             self._seq += 1  # publish the fee; the market itself did not change, so its fence stays
             return []
         events = self._apply_entry_delta(entry, now)
@@ -557,7 +543,7 @@ class Tracker:
     # resync (rule 4)
 
     def apply_snapshot(
-        self, fence: int, state: ClearinghouseState, now: float, *, dex: str | None = None
+        self, fence: int, snapshot: AccountSnapshot, now: float, *, dex: str | None = None
     ) -> list[PositionEvent]:
         """Correct quiet markets from a clearinghouseState fetched after `begin_fetch()` returned `fence`.
 
@@ -565,14 +551,11 @@ class Tracker:
         compares every configured market.
         """
         exchange: dict[MarketKey, tuple[Decimal, Decimal | None]] = {}
-        for ap in state.positions:
-            market = self.markets.get(ap.coin)
+        for reported in snapshot.positions:
+            market = self.markets.get(reported.coin)
             if market is None or (dex is not None and market.dex != dex):
                 continue
-            entry_px = ap.entry_px
-            if (entry_px is None or entry_px <= 0) and ap.szi != 0:
-                entry_px = abs(ap.position_value / ap.szi) if ap.position_value else None
-            exchange[market] = (ap.szi, entry_px)
+            exchange[market] = (reported.size, reported.entry_px)
         # An abandoned order does not keep its market busy for a snapshot fenced after the abandonment:
         # that snapshot is the only way left to learn what the order did.
         busy = {e.market for e in self._ledger.open_entries() if not e.absorbable(fence)}
@@ -583,8 +566,10 @@ class Tracker:
             if self._position_seq.get(market, 0) > fence or market in busy:
                 self.stats.skipped_snapshot_markets += 1
                 continue
-            if state.time is not None:
-                self._snapshot_time[market] = max(state.time, self._snapshot_time.get(market, state.time))
+            if snapshot.time_ms is not None:
+                self._snapshot_time[market] = max(
+                    snapshot.time_ms, self._snapshot_time.get(market, snapshot.time_ms)
+                )
             theirs, their_px = exchange.get(market, (ZERO, None))
             ours = self.position_size(market)
             if theirs == ours:

@@ -1,22 +1,23 @@
 """The tracker task: a thin loop that owns a `Tracker` and talks to the rest of the bot.
 
-Requests arrive on one memory channel and are handled one at a time, so every rule runs between
-two awaits with nobody else touching the state (DESIGN.md rule 1). After each change the task
-publishes a fresh immutable `PortfolioView` and fans the position events out to subscribers.
+Requests arrive on one memory channel as frozen messages (`hip3.trading.tracker.requests`) and
+are handled one at a time, so every rule runs between two awaits with nobody else touching the
+state (DESIGN.md rule 1). After each change the task publishes a fresh immutable `PortfolioView`
+and fans the position events out to subscribers. An optional `record` callback sees every request
+with the trio time it was applied at: enough to fold them again into the same state.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import attrs
 import trio
 
 from hip3.core import Cloid
-from hip3.hyperliquid.events import ClearinghouseState, OrderStatusResult, OrderUpdates, UserFills
 from hip3.trading.messages import (
     Correction,
     PortfolioView,
@@ -24,11 +25,24 @@ from hip3.trading.messages import (
     ReserveDecision,
     ReserveRequest,
 )
-from hip3.trading.tracker.book import PostResult, Tracker
+from hip3.trading.reports import AccountSnapshot, FillReport, OrderNotFound, OrderReport, PostOutcome
+from hip3.trading.tracker.book import Tracker
+from hip3.trading.tracker.requests import (
+    Abandon,
+    ApplySnapshot,
+    BeginFetch,
+    Evict,
+    ListStaleReservations,
+    RecordFills,
+    RecordOrderReports,
+    RecordPostOutcome,
+    Reserve,
+    ResolveOrder,
+    TrackerRequest,
+    apply_request,
+)
 
 log = logging.getLogger("hip3.trading.tracker.task")
-
-T = TypeVar("T")
 
 #: How often the task forgets old tids and finished orders.
 DEFAULT_EVICT_INTERVAL = 60.0
@@ -42,11 +56,14 @@ class TrackerRequestError(RuntimeError):
     """The tracker refused a request as malformed; the message says what was wrong."""
 
 
-@attrs.define
-class _Call(Generic[T]):
-    run: Callable[[Tracker, float], tuple[T, list[PositionEvent]]]
+#: Sees each request with the trio time it is applied at, before it is applied.
+RequestRecorder = Callable[[float, TrackerRequest], None]
+
+
+@attrs.frozen
+class _Envelope:
+    request: TrackerRequest
     reply: trio.MemorySendChannel[Any] | None
-    what: str
 
 
 @attrs.frozen
@@ -57,7 +74,7 @@ class _Failure:
 class TrackerHandle:
     """How other tasks talk to the tracker: request/reply over channels, plus the published view."""
 
-    def __init__(self, requests: trio.MemorySendChannel[_Call[Any]], initial: PortfolioView) -> None:
+    def __init__(self, requests: trio.MemorySendChannel[_Envelope], initial: PortfolioView) -> None:
         self._requests = requests
         self._view = initial
         self._view_changed = trio.Event()
@@ -84,48 +101,44 @@ class TrackerHandle:
     # --- requests ---------------------------------------------------------------------------
 
     async def reserve(self, req: ReserveRequest) -> ReserveDecision:
-        return await self._call(lambda t, now: t.reserve(req, now), f"reserve {req.cloid}")
+        decision: ReserveDecision = await self._call(Reserve(req), f"reserve {req.cloid}")
+        return decision
 
-    async def post_result(self, cloid: Cloid, result: PostResult) -> None:
-        await self._call(
-            lambda t, now: (None, t.apply_post_result(cloid, result, now)), f"post_result {cloid}"
-        )
+    async def post_result(self, cloid: Cloid, outcome: PostOutcome) -> None:
+        await self._call(RecordPostOutcome(cloid, outcome), f"post_result {cloid}")
 
-    async def user_fills(self, msg: UserFills) -> None:
-        await self._call(lambda t, now: (None, t.apply_user_fills(msg, now)), "user_fills")
+    async def report_fills(self, fills: Iterable[FillReport]) -> None:
+        await self._call(RecordFills(tuple(fills)), "report_fills")
 
-    async def order_updates(self, msg: OrderUpdates) -> None:
-        await self._call(lambda t, now: (None, t.apply_order_updates(msg, now)), "order_updates")
+    async def report_orders(self, reports: Iterable[OrderReport]) -> None:
+        await self._call(RecordOrderReports(tuple(reports)), "report_orders")
 
-    async def order_resolved(self, cloid: Cloid, status: OrderStatusResult) -> None:
-        await self._call(
-            lambda t, now: (None, t.order_resolved(cloid, status, now)), f"order_resolved {cloid}"
-        )
+    async def order_resolved(self, report: OrderReport | OrderNotFound) -> None:
+        await self._call(ResolveOrder(report), f"order_resolved {report.cloid}")
 
     async def stale_reservations(self, older_than: float) -> list[Cloid]:
-        return await self._call(
-            lambda t, now: (t.stale_reservations(now, older_than), []), "stale_reservations"
-        )
+        stale: list[Cloid] = await self._call(ListStaleReservations(older_than), "stale_reservations")
+        return stale
 
     async def abandon(self, cloid: Cloid, reason: str) -> None:
-        await self._call(lambda t, now: (None, t.abandon(cloid, now, reason)), f"abandon {cloid}")
+        await self._call(Abandon(cloid, reason), f"abandon {cloid}")
 
     async def begin_fetch(self) -> int:
-        return await self._call(lambda t, now: (t.begin_fetch(), []), "begin_fetch")
+        fence: int = await self._call(BeginFetch(), "begin_fetch")
+        return fence
 
     async def apply_snapshot(
-        self, fence: int, state: ClearinghouseState, *, dex: str | None = None
+        self, fence: int, snapshot: AccountSnapshot, *, dex: str | None = None
     ) -> list[Correction]:
-        def run(t: Tracker, now: float) -> tuple[list[Correction], list[PositionEvent]]:
-            events = t.apply_snapshot(fence, state, now, dex=dex)
-            return [e for e in events if isinstance(e, Correction)], events
+        corrections: list[Correction] = await self._call(
+            ApplySnapshot(fence, snapshot, dex), "apply_snapshot"
+        )
+        return corrections
 
-        return await self._call(run, "apply_snapshot")
-
-    async def _call(self, run: Callable[[Tracker, float], tuple[T, list[PositionEvent]]], what: str) -> T:
+    async def _call(self, request: TrackerRequest, what: str) -> Any:
         reply_send, reply_receive = trio.open_memory_channel[Any](1)
         try:
-            await self._requests.send(_Call(run=run, reply=reply_send, what=what))
+            await self._requests.send(_Envelope(request, reply_send))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise TrackerStopped(f"tracker task is not running ({what})") from None
         async with reply_receive:
@@ -135,8 +148,7 @@ class TrackerHandle:
                 raise TrackerStopped(f"tracker task stopped before answering {what}") from None
         if isinstance(answer, _Failure):
             raise TrackerRequestError(f"{what}: {answer.error}") from answer.error
-        result: T = answer
-        return result
+        return answer
 
     # --- used by the task only ----------------------------------------------------------------
 
@@ -167,17 +179,18 @@ async def run_tracker(
     tracker: Tracker,
     *,
     evict_interval: float = DEFAULT_EVICT_INTERVAL,
+    record: RequestRecorder | None = None,
     task_status: trio.TaskStatus[TrackerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Own `tracker` until cancelled: `handle = await nursery.start(run_tracker, tracker)`."""
-    send, receive = trio.open_memory_channel[_Call[Any]](100)
+    send, receive = trio.open_memory_channel[_Envelope](100)
     handle = TrackerHandle(send, tracker.view())
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_evict_periodically, send.clone(), evict_interval)
             task_status.started(handle)
-            async for call in receive:
-                _serve(tracker, handle, call)
+            async for envelope in receive:
+                _serve(tracker, handle, envelope, record)
     finally:
         send.close()
         handle._close_subscribers()
@@ -192,36 +205,37 @@ async def run_tracker(
         receive.close()
 
 
-def _serve(tracker: Tracker, handle: TrackerHandle, call: _Call[Any]) -> None:
+def _serve(
+    tracker: Tracker, handle: TrackerHandle, envelope: _Envelope, record: RequestRecorder | None
+) -> None:
     now = trio.current_time()
+    request = envelope.request
+    if record is not None:
+        record(now, request)
     seq_before = tracker.seq
     answer: Any
     events: list[PositionEvent] = []
     try:
-        answer, events = call.run(tracker, now)
+        answer, events = apply_request(tracker, request, now)
     except Exception as exc:  # bad input never kills the owner of all positions
-        log.error("tracker request %s failed: %s", call.what, exc, exc_info=True)
+        log.error("tracker request %s failed: %s", type(request).__name__, exc, exc_info=True)
         answer = _Failure(exc)
     if tracker.seq != seq_before:
         handle._publish(tracker.view(), events)
-    if call.reply is not None:
+    if envelope.reply is not None:
         try:
-            call.reply.send_nowait(answer)
+            envelope.reply.send_nowait(answer)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            log.debug("caller of %s left before the answer", call.what)
+            log.debug("caller of %s left before the answer", type(request).__name__)
         finally:
-            call.reply.close()
+            envelope.reply.close()
 
 
-async def _evict_periodically(send: trio.MemorySendChannel[_Call[Any]], interval: float) -> None:
-    def evict(t: Tracker, now: float) -> tuple[None, list[PositionEvent]]:
-        t.evict(now)
-        return None, []
-
+async def _evict_periodically(send: trio.MemorySendChannel[_Envelope], interval: float) -> None:
     async with send:
         while True:
             await trio.sleep(interval)
             try:
-                await send.send(_Call(run=evict, reply=None, what="evict"))
+                await send.send(_Envelope(Evict(), None))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return

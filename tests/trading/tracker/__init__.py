@@ -6,15 +6,8 @@ import itertools
 from decimal import Decimal
 
 from hip3.core import Cloid, MarketKey, Price, Side, Size
-from hip3.hyperliquid.events import (
-    AssetPosition,
-    ClearinghouseState,
-    Fill,
-    OrderUpdate,
-    OrderUpdates,
-    UserFills,
-)
 from hip3.trading.messages import ReserveRequest
+from hip3.trading.reports import AccountSnapshot, FillReport, OrderReport, PositionReport, TradeId
 from hip3.trading.tracker import Tracker
 
 TSLA = MarketKey("xyz", "TSLA", 110000)
@@ -75,28 +68,22 @@ def fill(
     tid: int | None = None,
     fee: object = 0,
     coin: str | None = None,
-) -> Fill:
-    return Fill(
-        coin=coin or market.name,
+    time_ms: int = 1_700_000_000_000,
+) -> FillReport:
+    return FillReport(
+        trade_id=TradeId(coin or market.name, next(_tids) if tid is None else tid),
+        cloid=cloid,
+        side=side,
         px=D(px),
         sz=D(sz),
-        side=side,
-        time=1_700_000_000_000,
-        start_position=D(0),
-        dir="Open Long" if side is Side.BUY else "Open Short",
-        closed_pnl=D(0),
-        hash="0x" + "ab" * 32,
-        oid=42,
-        crossed=True,
         fee=D(fee),
-        tid=next(_tids) if tid is None else tid,
-        cloid=cloid,
-        fee_token="USDC",
+        time_ms=time_ms,
+        oid=42,
     )
 
 
-def fills_msg(*fills: Fill, snapshot: bool = False) -> UserFills:
-    return UserFills(user="0x" + "11" * 20, is_snapshot=snapshot, fills=tuple(fills))
+def fills_msg(*fills: FillReport) -> tuple[FillReport, ...]:
+    return fills
 
 
 def update(
@@ -106,41 +93,16 @@ def update(
     sz: object,
     market: MarketKey = TSLA,
     side: Side = Side.BUY,
-) -> OrderUpdates:
-    return OrderUpdates(
-        updates=(
-            OrderUpdate(
-                coin=market.name,
-                side=side,
-                limit_px=D(10),
-                sz=D(sz),
-                oid=42,
-                timestamp=1,
-                orig_sz=D(orig_sz),
-                status=status,
-                status_timestamp=2,
-                cloid=cloid,
-            ),
-        )
-    )
+) -> tuple[OrderReport, ...]:
+    return (OrderReport(cloid=cloid, status=status, orig_sz=D(orig_sz), remaining_sz=D(sz), oid=42),)
 
 
-def chs(*positions: tuple[MarketKey | str, object, object]) -> ClearinghouseState:
-    """A clearinghouseState with (market or coin, signed size, entry px) positions."""
-    return ClearinghouseState(
+def chs(*positions: tuple[MarketKey | str, object, object], time_ms: int | None = None) -> AccountSnapshot:
+    """An account snapshot with (market or coin, signed size, entry px) positions."""
+    return AccountSnapshot(
         positions=tuple(
-            AssetPosition(
-                coin=m.name if isinstance(m, MarketKey) else m,
-                szi=D(szi),
-                entry_px=D(px),
-                position_value=abs(D(szi) * D(px)),
-                unrealized_pnl=D(0),
-                leverage_type="isolated",
-                leverage=3,
-            )
+            PositionReport(coin=m.name if isinstance(m, MarketKey) else m, size=D(szi), entry_px=D(px))
             for m, szi, px in positions
         ),
-        account_value=D(1000),
-        total_margin_used=D(0),
-        withdrawable=D(1000),
+        time_ms=time_ms,
     )

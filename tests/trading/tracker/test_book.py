@@ -8,26 +8,18 @@ import logging
 import pytest
 
 from hip3.core import Cloid, Side
-from hip3.hyperliquid.events import (
-    ActionErr,
-    Filled,
-    OrderError,
-    OrderStatusResult,
-    PostError,
-    Resting,
-    StatusOther,
-    StatusSuccess,
-)
+from hip3.hyperliquid.events import OrderStatusResult, PostError, StatusOther, StatusSuccess, UserFills
+from hip3.trading.edge import fill_reports, order_status_report, post_outcome
 from hip3.trading.messages import (
     Correction,
     DenyReason,
     PositionChanged,
     PositionClosed,
     PositionOpened,
-    PostUnknown,
     ReserveDenied,
     ReserveGranted,
 )
+from hip3.trading.reports import PostFilled, PostRefused, PostResting, PostUnknown
 
 from . import GOLD, NVDA, TSLA, D, chs, fill, fills_msg, make_tracker, req, update
 
@@ -49,7 +41,7 @@ def open_position(tracker, market, side, size, px, now=0.0):
     """Reserve and fill an IOC entry through the post response only."""
     r = req(market, side, size, px)
     grant(tracker, r, now)
-    tracker.apply_post_result(r.cloid, Filled(total_sz=D(size), avg_px=D(px), oid=1), now)
+    tracker.apply_post_result(r.cloid, PostFilled(total_sz=D(size), avg_px=D(px), oid=1), now)
     return r.cloid
 
 
@@ -68,7 +60,7 @@ def test_duplicate_cloid_denied_even_after_the_order_ended():
     t = make_tracker()
     r = req(TSLA, size=1, px=10)
     grant(t, r)
-    t.apply_post_result(r.cloid, OrderError("no match"), 1.0)
+    t.apply_post_result(r.cloid, PostRefused("no match"), 1.0)
     assert denied(t, req(NVDA, cloid=r.cloid)) is DenyReason.DUPLICATE_CLOID
 
 
@@ -83,11 +75,11 @@ def test_pending_order_denied_then_released_by_error():
     r = req(TSLA, size=1, px=10)
     grant(t, r)
     assert denied(t, req(TSLA, size=1, px=10)) is DenyReason.PENDING_ORDER
-    t.apply_post_result(r.cloid, OrderError("Order could not immediately match"), 1.0)
+    t.apply_post_result(r.cloid, PostRefused("Order could not immediately match"), 1.0)
     grant(t, req(TSLA, size=1, px=10))
 
 
-@pytest.mark.parametrize("failure", [OrderError("x"), ActionErr("bad nonce")])
+@pytest.mark.parametrize("failure", [PostRefused("x"), PostRefused("bad nonce")])
 def test_every_refusal_releases(failure):
     t = make_tracker()
     r = req(TSLA, size=1, px=10)
@@ -102,7 +94,7 @@ def test_an_error_reply_to_a_post_keeps_the_reservation():
     t = make_tracker()
     r = req(TSLA, size=1, px=10)
     grant(t, r)
-    t.apply_post_result(r.cloid, PostError("504 Gateway Timeout"), 1.0)
+    t.apply_post_result(r.cloid, post_outcome(PostError("504 Gateway Timeout")), 1.0)
     assert TSLA in t.view().pending_markets
     assert t.pending_notional() == 10
 
@@ -125,7 +117,7 @@ def test_half_filled_order_is_not_counted_twice():
     t = make_tracker(per_market=100, total=60)
     r = req(TSLA, size=10, px=3)  # 30 reserved
     grant(t, r)
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 5, 3, cloid=r.cloid)), 1.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 5, 3, cloid=r.cloid)), 1.0)
     # position 5×3 = 15 plus the unfilled remainder 5×3 = 15
     assert t.position_notional() == D(15)
     assert t.pending_notional() == D(15)
@@ -162,7 +154,7 @@ def test_second_flatten_denied_bug004():
     # an entry in a flattening market names the flatten first
     assert denied(t, req(TSLA, Side.BUY, size=1, px=10)) is DenyReason.FLATTEN_IN_PROGRESS
     # a flatten that did not fill releases the claim (7.C item 1)
-    t.apply_post_result(first.cloid, OrderError("Order could not immediately match"), 1.0)
+    t.apply_post_result(first.cloid, PostRefused("Order could not immediately match"), 1.0)
     assert t.view().flattening_markets == frozenset()
     grant(t, req(TSLA, Side.SELL, size=2, px=9, reduce_only=True))
 
@@ -190,7 +182,7 @@ def test_post_response_fill_moves_position_without_userfills():
     t = make_tracker()
     r = req(TSLA, Side.BUY, 2, 10)
     grant(t, r)
-    events = t.apply_post_result(r.cloid, Filled(total_sz=D(2), avg_px=D("9.5"), oid=7), 5.0)
+    events = t.apply_post_result(r.cloid, PostFilled(total_sz=D(2), avg_px=D("9.5"), oid=7), 5.0)
     assert events == [PositionOpened(market=TSLA, side=Side.BUY, size=D(2), entry_px=D("9.5"), at=5.0)]
     pos = t.view().positions[TSLA]
     assert (pos.size, pos.entry_px, pos.opened_at) == (D(2), D("9.5"), 5.0)
@@ -207,9 +199,9 @@ def test_partial_fills_over_k_tids_and_post_total_in_every_order():
         fills = [fill(TSLA, Side.BUY, sz, px, cloid=r.cloid) for sz, px in cloid_tids]
         for step in order:
             if step == 3:
-                t.apply_post_result(r.cloid, Filled(total_sz=D(4), avg_px=D("11.25"), oid=9), 1.0)
+                t.apply_post_result(r.cloid, PostFilled(total_sz=D(4), avg_px=D("11.25"), oid=9), 1.0)
             else:
-                t.apply_user_fills(fills_msg(fills[step]), 1.0)
+                t.apply_fills(fills_msg(fills[step]), 1.0)
             assert t.position_size(TSLA) <= D(4)
         pos = t.view().positions[TSLA]
         assert pos.size == D(4), order
@@ -217,8 +209,8 @@ def test_partial_fills_over_k_tids_and_post_total_in_every_order():
         assert TSLA not in t.view().pending_markets, order
         # repeats of everything change nothing
         for f in fills:
-            t.apply_user_fills(fills_msg(f), 2.0)
-        t.apply_post_result(r.cloid, Filled(total_sz=D(4), avg_px=D("11.25"), oid=9), 2.0)
+            t.apply_fills(fills_msg(f), 2.0)
+        t.apply_post_result(r.cloid, PostFilled(total_sz=D(4), avg_px=D("11.25"), oid=9), 2.0)
         assert t.view().positions[TSLA].size == D(4)
 
 
@@ -226,11 +218,11 @@ def test_reservation_counted_until_fills_catch_up_with_final_total():
     t = make_tracker(per_market=100)
     r = req(TSLA, Side.BUY, 5, 10)
     grant(t, r)
-    t.apply_post_result(r.cloid, Resting(oid=3), 0.0)
-    t.apply_order_updates(update(r.cloid, "canceled", orig_sz=5, sz=2), 1.0)  # 3 filled, 2 canceled
+    t.apply_post_result(r.cloid, PostResting(oid=3), 0.0)
+    t.apply_order_reports(update(r.cloid, "canceled", orig_sz=5, sz=2), 1.0)  # 3 filled, 2 canceled
     assert TSLA in t.view().pending_markets
     assert t.pending_notional(TSLA) == D(30)  # final total 3, nothing applied yet
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 3, 10, cloid=r.cloid)), 2.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 3, 10, cloid=r.cloid)), 2.0)
     assert TSLA not in t.view().pending_markets
     assert t.position_size(TSLA) == D(3)
 
@@ -240,8 +232,8 @@ def test_duplicate_userfills_apply_once():
     r = req(TSLA, Side.BUY, 2, 10)
     grant(t, r)
     f = fill(TSLA, Side.BUY, 2, 10, cloid=r.cloid, fee="0.01")
-    t.apply_user_fills(fills_msg(f, f), 1.0)
-    t.apply_user_fills(fills_msg(f), 2.0)
+    t.apply_fills(fills_msg(f, f), 1.0)
+    t.apply_fills(fills_msg(f), 2.0)
     assert t.position_size(TSLA) == D(2)
     assert t.fees == D("0.01")
     assert t.stats.duplicate_tids == 2
@@ -250,22 +242,19 @@ def test_duplicate_userfills_apply_once():
 def test_fill_without_cloid_applies_by_tid():
     t = make_tracker()
     f = fill(TSLA, Side.SELL, 3, 20)  # manual trade / liquidation
-    events = t.apply_user_fills(fills_msg(f, f), 1.0)
+    events = t.apply_fills(fills_msg(f, f), 1.0)
     assert events == [PositionOpened(market=TSLA, side=Side.SELL, size=D(3), entry_px=D(20), at=1.0)]
     assert t.position_size(TSLA) == D(-3)
 
 
-def test_snapshot_userfills_are_ignored():
-    t = make_tracker()
-    events = t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 3, 20), snapshot=True), 1.0)
-    assert events == []
-    assert t.view().positions == {}
-    assert t.stats.snapshot_fill_messages == 1
+def test_snapshot_userfills_never_reach_the_tracker():
+    # History, not news: the edge turns a userFills snapshot into no fills at all.
+    assert fill_reports(UserFills(user="0x1", is_snapshot=True, fills=())) == ()
 
 
 def test_fills_for_unconfigured_coins_are_counted_and_ignored():
     t = make_tracker()
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 5, coin="BTC")), 1.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 1, 5, coin="BTC")), 1.0)
     assert t.view().positions == {}
     assert t.stats.unknown_coin_fills == 1
 
@@ -274,7 +263,7 @@ def test_fill_for_unreserved_cloid_is_reconciled_too():
     t = make_tracker()
     c = Cloid.random()
     f = fill(TSLA, Side.BUY, 1, 5, cloid=c)
-    t.apply_user_fills(fills_msg(f, f), 1.0)
+    t.apply_fills(fills_msg(f, f), 1.0)
     assert t.position_size(TSLA) == D(1)
     assert TSLA not in t.view().pending_markets
 
@@ -285,8 +274,8 @@ def test_fill_for_unreserved_cloid_is_reconciled_too():
 
 def test_same_side_adds_with_weighted_entry():
     t = make_tracker()
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10)), 1.0)
-    events = t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 3, 14)), 2.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10)), 1.0)
+    events = t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 3, 14)), 2.0)
     # (1×10 + 3×14) / 4 = 13
     assert events == [PositionChanged(market=TSLA, size=D(4), entry_px=D(13), at=2.0)]
     assert t.view().positions[TSLA].opened_at == 1.0
@@ -294,9 +283,9 @@ def test_same_side_adds_with_weighted_entry():
 
 def test_partial_reduce_then_close_reports_pnl():
     t = make_tracker()
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.SELL, 4, 20)), 1.0)  # short 4 @ 20
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 18)), 2.0)  # +2
-    events = t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 3, 21)), 11.0)  # -3
+    t.apply_fills(fills_msg(fill(TSLA, Side.SELL, 4, 20)), 1.0)  # short 4 @ 20
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 1, 18)), 2.0)  # +2
+    events = t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 3, 21)), 11.0)  # -3
     assert events == [
         PositionClosed(
             market=TSLA,
@@ -315,8 +304,8 @@ def test_partial_reduce_then_close_reports_pnl():
 
 def test_flip_closes_and_opens_at_fill_price():
     t = make_tracker()
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 2, 100)), 1.0)
-    events = t.apply_user_fills(fills_msg(fill(TSLA, Side.SELL, 5, 110)), 3.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 2, 100)), 1.0)
+    events = t.apply_fills(fills_msg(fill(TSLA, Side.SELL, 5, 110)), 3.0)
     assert events == [
         PositionClosed(
             market=TSLA,
@@ -338,7 +327,7 @@ def test_fees_accumulate_once_per_tid():
     t = make_tracker()
     a = fill(TSLA, Side.BUY, 1, 10, fee="0.004")
     b = fill(TSLA, Side.BUY, 1, 10, fee="0.006")
-    t.apply_user_fills(fills_msg(a, b, a), 1.0)
+    t.apply_fills(fills_msg(a, b, a), 1.0)
     assert t.view().fees == D("0.010")
 
 
@@ -347,11 +336,11 @@ def test_flatten_via_post_then_userfills_closes_once_and_releases():
     open_position(t, TSLA, Side.BUY, 2, 10)
     r = req(TSLA, Side.SELL, 2, 9, reduce_only=True)
     grant(t, r, 5.0)
-    events = t.apply_post_result(r.cloid, Filled(total_sz=D(2), avg_px=D(11), oid=5), 6.0)
+    events = t.apply_post_result(r.cloid, PostFilled(total_sz=D(2), avg_px=D(11), oid=5), 6.0)
     assert [type(e) for e in events] == [PositionClosed]
     assert isinstance(events[0], PositionClosed) and events[0].realized_pnl == D(2)
     # the stream then reports the same flatten: no phantom opposite position
-    events = t.apply_user_fills(fills_msg(fill(TSLA, Side.SELL, 2, 11, cloid=r.cloid)), 7.0)
+    events = t.apply_fills(fills_msg(fill(TSLA, Side.SELL, 2, 11, cloid=r.cloid)), 7.0)
     assert events == []
     assert t.view().positions == {}
     assert t.view().flattening_markets == frozenset()
@@ -365,12 +354,12 @@ def test_order_updates_open_keeps_terminal_releases_unknown_counted():
     t = make_tracker()
     r = req(TSLA, size=2, px=10)
     grant(t, r)
-    t.apply_post_result(r.cloid, Resting(oid=1), 0.0)
-    t.apply_order_updates(update(r.cloid, "open", 2, 2), 1.0)
+    t.apply_post_result(r.cloid, PostResting(oid=1), 0.0)
+    t.apply_order_reports(update(r.cloid, "open", 2, 2), 1.0)
     assert TSLA in t.view().pending_markets
-    t.apply_order_updates(update(r.cloid, "perpMarginRejectedSomethingNew", 2, 2), 2.0)
+    t.apply_order_reports(update(r.cloid, "perpMarginRejectedSomethingNew", 2, 2), 2.0)
     assert TSLA not in t.view().pending_markets
-    t.apply_order_updates(update(Cloid.random(), "canceled", 2, 2), 3.0)
+    t.apply_order_reports(update(Cloid.random(), "canceled", 2, 2), 3.0)
     assert t.stats.unknown_cloid_updates == 1
 
 
@@ -378,14 +367,16 @@ def test_filled_update_waits_for_fills():
     t = make_tracker()
     r = req(TSLA, size=2, px=10)
     grant(t, r)
-    t.apply_post_result(r.cloid, StatusSuccess(), 0.0)
-    t.apply_order_updates(update(r.cloid, "filled", 2, 0), 1.0)
+    t.apply_post_result(r.cloid, post_outcome(StatusSuccess()), 0.0)
+    t.apply_order_reports(update(r.cloid, "filled", 2, 0), 1.0)
     assert TSLA in t.view().pending_markets
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 2, 10, cloid=r.cloid)), 2.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 2, 10, cloid=r.cloid)), 2.0)
     assert TSLA not in t.view().pending_markets
 
 
-@pytest.mark.parametrize("result", [PostUnknown("timeout"), StatusOther({"waitingForFill": {}})])
+@pytest.mark.parametrize(
+    "result", [PostUnknown("timeout"), post_outcome(StatusOther({"waitingForFill": {}}))]
+)
 def test_unknown_outcome_stays_counted_until_resolved(result):
     t = make_tracker(per_market=50)
     r = req(TSLA, size=4, px=10)
@@ -395,7 +386,7 @@ def test_unknown_outcome_stays_counted_until_resolved(result):
     assert t.stale_reservations(30.0, older_than=10.0) == [r.cloid]
     assert t.stale_reservations(1.0, older_than=0.0) == [r.cloid]  # "is it still open?"
     assert t.stale_reservations(5.0, older_than=10.0) == []
-    t.order_resolved(r.cloid, OrderStatusResult(known=False), 31.0)
+    t.order_resolved(order_status_report(r.cloid, OrderStatusResult(known=False)), 31.0)
     assert t.pending_notional(TSLA) == 0
     assert t.stale_reservations(31.0, older_than=10.0) == []
 
@@ -405,10 +396,12 @@ def test_order_resolved_terminal_and_open():
     r = req(TSLA, size=4, px=10)
     grant(t, r)
     t.apply_post_result(r.cloid, PostUnknown("timeout"), 1.0)
-    t.order_resolved(r.cloid, OrderStatusResult(known=True, status="open", orig_sz=D(4), sz=D(4)), 2.0)
+    t.order_resolved(
+        order_status_report(r.cloid, OrderStatusResult(known=True, status="open", orig_sz=D(4), sz=D(4))), 2.0
+    )
     assert TSLA in t.view().pending_markets
     status = OrderStatusResult(known=True, status="canceled", orig_sz=D(4), sz=D(4))
-    t.order_resolved(r.cloid, status, 3.0)
+    t.order_resolved(order_status_report(r.cloid, status), 3.0)
     assert TSLA not in t.view().pending_markets
 
 
@@ -432,7 +425,7 @@ def test_abandon_keeps_the_reservation_and_logs_error(caplog):
     t.abandon(r.cloid, 101.0, "again")
     assert t.stats.abandoned == 1
     # a late fill of the abandoned order moves the position (no resync has absorbed it yet)
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 4, 10, cloid=r.cloid)), 102.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 4, 10, cloid=r.cloid)), 102.0)
     assert t.position_size(TSLA) == D(4)
     assert t.pending_notional(TSLA) == 0  # all 4 of the reserved 4 applied, nothing can add more
     # an order cannot fill more than its size: fully filled is final, the reservation ends
@@ -458,12 +451,12 @@ def test_abandoned_order_ends_when_its_fills_reach_the_final_total():
     grant(t, r)
     t.apply_post_result(r.cloid, PostUnknown("timeout"), 1.0)
     status = OrderStatusResult(known=True, status="canceled", orig_sz=D(4), sz=D(1))
-    t.order_resolved(r.cloid, status, 2.0)  # final: 3 filled; the fills never came
+    t.order_resolved(order_status_report(r.cloid, status), 2.0)  # final: 3 filled; the fills never came
     t.abandon(r.cloid, 70.0, "final but its fills never arrived")
     assert t.pending_notional(TSLA) == D(30)
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 2, 10, cloid=r.cloid, tid=1)), 80.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 2, 10, cloid=r.cloid, tid=1)), 80.0)
     assert TSLA in t.view().pending_markets
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=r.cloid, tid=2)), 81.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=r.cloid, tid=2)), 81.0)
     assert TSLA not in t.view().pending_markets
     assert t.position_size(TSLA) == D(3)
 
@@ -487,7 +480,7 @@ def test_resync_after_abandonment_corrects_releases_and_absorbs_late_fills():
     r = req(TSLA, size=4, px=10)
     grant(t, r)
     t.apply_post_result(r.cloid, PostUnknown("timeout"), 1.0)
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=r.cloid, tid=1)), 2.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=r.cloid, tid=1)), 2.0)
     t.abandon(r.cloid, 70.0, "unresolved")
     events = t.apply_snapshot(t.begin_fetch(), chs((TSLA, 3, 10)), 80.0)
     assert events[0] == Correction(market=TSLA, before=D(1), after=D(3), entry_px=D(10), at=80.0)
@@ -497,13 +490,16 @@ def test_resync_after_abandonment_corrects_releases_and_absorbs_late_fills():
     assert entry is not None and entry.absorbed
     # the rest of its fills, the post response and a status arrive late: none moves the position
     late = fill(TSLA, Side.BUY, 2, 10, cloid=r.cloid, tid=2, fee="0.02")
-    assert t.apply_user_fills(fills_msg(late), 90.0) == []
+    assert t.apply_fills(fills_msg(late), 90.0) == []
     assert t.is_applied_tid(2)
     assert t.view().fees == D("0.02")  # the fee still counts (it is not in the position)
-    assert t.apply_user_fills(fills_msg(late), 90.5) == []  # and a repeat does not count it twice
+    assert t.apply_fills(fills_msg(late), 90.5) == []  # and a repeat does not count it twice
     assert t.view().fees == D("0.02")
-    t.apply_post_result(r.cloid, Filled(total_sz=D(3), avg_px=D(10), oid=1), 91.0)
-    t.order_resolved(r.cloid, OrderStatusResult(known=True, status="canceled", orig_sz=D(4), sz=D(1)), 92.0)
+    t.apply_post_result(r.cloid, PostFilled(total_sz=D(3), avg_px=D(10), oid=1), 91.0)
+    t.order_resolved(
+        order_status_report(r.cloid, OrderStatusResult(known=True, status="canceled", orig_sz=D(4), sz=D(1))),
+        92.0,
+    )
     assert t.position_size(TSLA) == D(3)
     assert TSLA not in t.view().pending_markets
     # and the next resync has nothing to correct
@@ -528,7 +524,7 @@ def test_late_sell_of_an_abandoned_flatten_does_not_open_a_phantom_short():
     t.apply_snapshot(t.begin_fetch(), chs(), 90.0)
     assert t.position_size(TSLA) == 0
     assert TSLA not in t.view().pending_markets
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.SELL, 2, 9, cloid=flat.cloid, tid=5)), 95.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.SELL, 2, 9, cloid=flat.cloid, tid=5)), 95.0)
     assert t.position_size(TSLA) == 0
     assert t.view().positions == {}
 
@@ -548,7 +544,7 @@ def test_snapshot_that_agrees_releases_the_abandoned_order_and_publishes():
     assert TSLA not in t.view().pending_markets
     assert isinstance(t.reserve(req(TSLA, size=4, px=10), 81.0)[0], ReserveGranted)
     # its fill would be in that snapshot, so one showing up now (it cannot, but a bad feed) is ignored
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 4, 10, cloid=r.cloid, tid=9)), 82.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 4, 10, cloid=r.cloid, tid=9)), 82.0)
     assert t.position_size(TSLA) == 0
 
 
@@ -556,15 +552,15 @@ def test_resync_absorbs_finished_orders_but_not_foreign_ones_still_live():
     t = make_tracker()
     mine = req(TSLA, size=2, px=10)
     grant(t, mine)
-    t.apply_post_result(mine.cloid, Filled(total_sz=D(2), avg_px=D(10), oid=1), 1.0)
+    t.apply_post_result(mine.cloid, PostFilled(total_sz=D(2), avg_px=D(10), oid=1), 1.0)
     foreign = Cloid.random()
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=foreign, tid=1)), 2.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=foreign, tid=1)), 2.0)
     t.apply_snapshot(t.begin_fetch(), chs((TSLA, 4, 10)), 3.0)  # +1 more from elsewhere
     assert t.position_size(TSLA) == D(4)
     entry, other = t.reservation(mine.cloid), t.reservation(foreign)
     assert entry is not None and entry.absorbed
     assert other is not None and not other.absorbed  # it may still be resting: its next fill is news
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=foreign, tid=2)), 4.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=foreign, tid=2)), 4.0)
     assert t.position_size(TSLA) == D(5)
 
 
@@ -584,7 +580,7 @@ def test_cap_race_resync_during_burst_never_exceeds_cap():
         t.apply_snapshot(fence, chs(), float(i))  # the exchange has not seen anything yet
         assert t.position_notional(TSLA) + t.pending_notional(TSLA) <= D(50)
     assert len(granted) == 1
-    t.apply_post_result(granted[0], Filled(total_sz=D(4), avg_px=D(10), oid=1), 30.0)
+    t.apply_post_result(granted[0], PostFilled(total_sz=D(4), avg_px=D(10), oid=1), 30.0)
     for i in range(20):
         fence = t.begin_fetch()
         assert denied(t, req(TSLA, size=1, px=10)) is DenyReason.HAS_POSITION
@@ -672,7 +668,7 @@ def test_snapshot_limited_to_a_dex_leaves_other_dexes_alone():
         max_total_notional=D(1000),
         max_concurrent_positions=3,
     )
-    t.apply_user_fills(fills_msg(fill(other, Side.BUY, 1, 70)), 1.0)
+    t.apply_fills(fills_msg(fill(other, Side.BUY, 1, 70)), 1.0)
     for _ in range(2):
         t.apply_snapshot(t.begin_fetch(), chs(), 5.0, dex="xyz")
     assert t.position_size(other) == D(1)
@@ -686,12 +682,12 @@ def test_eviction_is_by_age():
     t = make_tracker(memory=1000.0)
     old = fill(TSLA, Side.BUY, 1, 10)
     new = fill(TSLA, Side.BUY, 1, 10)
-    t.apply_user_fills(fills_msg(old), 0.0)
-    t.apply_user_fills(fills_msg(new), 500.0)
+    t.apply_fills(fills_msg(old), 0.0)
+    t.apply_fills(fills_msg(new), 500.0)
     assert t.evict(900.0) == (0, 0)
     assert t.evict(1001.0) == (1, 0)
-    assert not t.is_applied_tid(old.tid)
-    assert t.is_applied_tid(new.tid)
+    assert not t.is_applied_tid(old.trade_id.tid)
+    assert t.is_applied_tid(new.trade_id.tid)
 
 
 def test_finished_ledgers_evicted_by_age_open_ones_never():
@@ -723,7 +719,41 @@ def test_an_unknown_post_fully_filled_by_the_stream_ends_its_reservation():
     r = req(TSLA, size=4, px=10)
     grant(t, r)
     t.apply_post_result(r.cloid, PostUnknown("timeout"), 1.0)
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 3, 10, cloid=r.cloid, tid=1)), 2.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 3, 10, cloid=r.cloid, tid=1)), 2.0)
     assert TSLA in t.view().pending_markets  # 3 of 4: the rest may still come
-    t.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=r.cloid, tid=2)), 3.0)
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=r.cloid, tid=2)), 3.0)
     assert TSLA not in t.view().pending_markets and t.position_size(TSLA) == D(4)
+
+
+# --------------------------------------------------------------------------------------------
+# abandoned orders (the executor gave up finding the outcome)
+
+
+def abandoned_order(tracker, size=1, px=10):
+    """An entry whose post timed out and that the executor abandoned after its resolve timeout."""
+    r = req(TSLA, Side.BUY, size, px)
+    grant(tracker, r)
+    tracker.apply_post_result(r.cloid, PostUnknown("no answer within 5 s"), 5.0)
+    tracker.abandon(r.cloid, 70.0, "unresolved after 60 s")
+    return r.cloid
+
+
+def test_late_fill_of_an_abandoned_order_is_not_counted_on_top_of_a_resync_correction():
+    # Exchange truth: the abandoned IOC bought 1 TSLA (one fill, tid 7). The resync sees it first
+    # and corrects the tracker to +1; the fill itself arrives afterwards (catch-up after a long
+    # disconnect, or a slow stream). The position must stay +1.
+    t = make_tracker(per_market=100)
+    cloid = abandoned_order(t)
+    t.apply_snapshot(t.begin_fetch(), chs((TSLA, 1, 10)), 80.0)
+    assert t.position_size(TSLA) == D(1)  # precondition: corrected from the exchange
+    t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=cloid, tid=7)), 90.0)
+    assert t.position_size(TSLA) == D(1)
+
+
+def test_an_unresolved_order_keeps_its_reservation_after_the_executor_gives_up():
+    # Rule 6: a timed-out post's reservation stays counted until its outcome is known. Cap $15,
+    # first order $10 with unknown outcome: a second $10 entry in the same market must not be
+    # admitted (both may have filled: $20 > $15).
+    t = make_tracker(per_market=15)
+    abandoned_order(t)
+    denied(t, req(TSLA, Side.BUY, 1, 10), 71.0)

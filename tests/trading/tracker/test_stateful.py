@@ -20,15 +20,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from hip3.core import Cloid, MarketKey, Side
-from hip3.hyperliquid.events import (
-    ClearinghouseState,
-    Fill,
-    Filled,
-    OrderError,
-    OrderStatusResult,
-    OrderUpdates,
-)
-from hip3.trading.messages import Correction, PostUnknown, ReserveGranted
+from hip3.hyperliquid.events import OrderStatusResult
+from hip3.trading.edge import order_status_report
+from hip3.trading.messages import Correction, ReserveGranted
+from hip3.trading.reports import AccountSnapshot, FillReport, PostFilled, PostRefused, PostUnknown
 
 from . import GOLD, MARKETS, NVDA, TSLA, D, chs, fill, fills_msg, make_tracker, req, update
 
@@ -66,8 +61,8 @@ class TrackerVsExchange(RuleBasedStateMachine):
         self.tracker = make_tracker(per_market=CAP, total=TOTAL_CAP, concurrent=2)
         self.truth: dict[MarketKey, Decimal] = {m: D(0) for m in ALL}
         self.orders: list[Order] = []
-        self.snapshots: list[tuple[int, ClearinghouseState]] = []
-        self.delivered_fills: list[Fill] = []
+        self.snapshots: list[tuple[int, AccountSnapshot]] = []
+        self.delivered_fills: list[FillReport] = []
         self.distinct_tids: set[int] = set()
         self.tids = itertools.count(1)
         self.corrections: dict[MarketKey, int] = {m: 0 for m in ALL}
@@ -128,9 +123,9 @@ class TrackerVsExchange(RuleBasedStateMachine):
         self.truth[order.market] += total * order.side.sign
         notional = sum((f.sz * f.px for f in fills), D(0))
         if total > 0:
-            post_result: object = Filled(total_sz=total, avg_px=notional / total, oid=1, cloid=order.cloid)
+            post_result: object = PostFilled(total_sz=total, avg_px=notional / total, oid=1)
         else:
-            post_result = OrderError("Order could not immediately match against any resting orders. asset=1")
+            post_result = PostRefused("Order could not immediately match against any resting orders. asset=1")
         remaining = order.size - total
         status = "filled" if remaining == 0 else ("iocCancelRejected" if total == 0 else "canceled")
         if timeout:
@@ -165,34 +160,34 @@ class TrackerVsExchange(RuleBasedStateMachine):
             batch_msgs = [m for m in ready if m.kind == "fill"]
             for m in batch_msgs:
                 self._delivered(order, m)
-            self.tracker.apply_user_fills(fills_msg(*(m.payload for m in batch_msgs)), now)  # type: ignore[misc, arg-type]
+            self.tracker.apply_fills(fills_msg(*(m.payload for m in batch_msgs)), now)  # type: ignore[misc, arg-type]
             return
         self._delivered(order, message)
         match message.kind:
             case "post":
                 self.tracker.apply_post_result(order.cloid, message.payload, now)  # type: ignore[arg-type]
             case "fill":
-                self.tracker.apply_user_fills(fills_msg(message.payload), now)  # type: ignore[arg-type]
+                self.tracker.apply_fills(fills_msg(message.payload), now)  # type: ignore[arg-type]
             case "update":
-                assert isinstance(message.payload, OrderUpdates)
-                self.tracker.apply_order_updates(message.payload, now)
+                assert isinstance(message.payload, tuple)
+                self.tracker.apply_order_reports(message.payload, now)
             case "resolve":
                 assert isinstance(message.payload, OrderStatusResult)
-                self.tracker.order_resolved(order.cloid, message.payload, now)
+                self.tracker.order_resolved(order_status_report(order.cloid, message.payload), now)
 
     def _delivered(self, order: Order, message: Message) -> None:
         order.pending.remove(message)
         order.delivered.append(message)
         if message.kind == "fill":
-            assert isinstance(message.payload, Fill)
+            assert isinstance(message.payload, FillReport)
             self.delivered_fills.append(message.payload)
-            self.distinct_tids.add(message.payload.tid)
+            self.distinct_tids.add(message.payload.trade_id.tid)
 
     @precondition(lambda self: self.delivered_fills)
     @rule(data=st.data())
     def repeat_fills(self, data: st.DataObject) -> None:
         again = data.draw(st.lists(st.sampled_from(self.delivered_fills), min_size=1, max_size=3))
-        self.tracker.apply_user_fills(fills_msg(*again), self.tick())
+        self.tracker.apply_fills(fills_msg(*again), self.tick())
 
     @precondition(lambda self: any(m.kind == "post" for o in self.orders for m in o.delivered))
     @rule(data=st.data())
@@ -229,10 +224,7 @@ class TrackerVsExchange(RuleBasedStateMachine):
     @rule()
     def foreign_coin_fill(self) -> None:
         before = self.tracker.view()
-        self.tracker.apply_user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 5, coin="BTC", fee=FEE)), self.tick())
-        self.tracker.apply_user_fills(
-            fills_msg(fill(TSLA, Side.BUY, 1, 5, fee=FEE), snapshot=True), self.tick()
-        )
+        self.tracker.apply_fills(fills_msg(fill(TSLA, Side.BUY, 1, 5, coin="BTC", fee=FEE)), self.tick())
         assert self.tracker.view() == before
 
     # --- resync ---------------------------------------------------------------------------
@@ -248,12 +240,12 @@ class TrackerVsExchange(RuleBasedStateMachine):
         fence, state = data.draw(st.sampled_from(self.snapshots))
         self._apply_snapshot(fence, state)
 
-    def _apply_snapshot(self, fence: int, state: ClearinghouseState) -> None:
+    def _apply_snapshot(self, fence: int, state: AccountSnapshot) -> None:
         for event in self.tracker.apply_snapshot(fence, state, self.tick()):
             if isinstance(event, Correction):
                 self.corrections[event.market] += 1
 
-    def _truth_snapshot(self) -> ClearinghouseState:
+    def _truth_snapshot(self) -> AccountSnapshot:
         return chs(*((m, size, 10) for m, size in self.truth.items() if size != 0))
 
     @rule()
@@ -316,7 +308,7 @@ class TrackerVsExchange(RuleBasedStateMachine):
             if order.abandoned:  # absorbed by a resync, its late post response is not applied
                 continue
             for m in order.delivered:
-                if m.kind == "post" and isinstance(m.payload, Filled):
+                if m.kind == "post" and isinstance(m.payload, PostFilled):
                     entry = self.tracker.reservation(order.cloid)
                     assert entry is not None and entry.applied_sz >= m.payload.total_sz
 

@@ -6,7 +6,6 @@ import pytest
 import trio
 
 from hip3.core import Side
-from hip3.hyperliquid.events import Filled, OrderError
 from hip3.trading.messages import (
     Correction,
     DenyReason,
@@ -15,6 +14,7 @@ from hip3.trading.messages import (
     ReserveDenied,
     ReserveGranted,
 )
+from hip3.trading.reports import PostFilled, PostRefused
 from hip3.trading.tracker import TrackerRequestError, TrackerStopped, run_tracker
 
 from . import TSLA, D, chs, fill, fills_msg, make_tracker, req
@@ -31,7 +31,7 @@ async def test_reserve_round_trip_and_view_published(autojump_clock):
         second = await handle.reserve(req(TSLA, Side.BUY, 1, 10))
         assert isinstance(second, ReserveDenied) and second.reason is DenyReason.PENDING_ORDER
         await trio.sleep(3)
-        await handle.post_result(r.cloid, Filled(total_sz=D(2), avg_px=D(10), oid=1))
+        await handle.post_result(r.cloid, PostFilled(total_sz=D(2), avg_px=D(10), oid=1))
         view = handle.view()  # readable without awaiting, already updated
         assert view.positions[TSLA].size == D(2)
         assert view.positions[TSLA].opened_at == pytest.approx(trio.current_time())
@@ -44,8 +44,8 @@ async def test_events_fan_out_to_every_subscriber(autojump_clock):
     async with trio.open_nursery() as nursery:
         handle = await nursery.start(run_tracker, tracker)
         first, second = handle.subscribe(), handle.subscribe()
-        await handle.user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10)))
-        await handle.user_fills(fills_msg(fill(TSLA, Side.SELL, 1, 12)))
+        await handle.report_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10)))
+        await handle.report_fills(fills_msg(fill(TSLA, Side.SELL, 1, 12)))
         for channel in (first, second):
             opened = channel.receive_nowait()
             closed = channel.receive_nowait()
@@ -53,7 +53,7 @@ async def test_events_fan_out_to_every_subscriber(autojump_clock):
             assert isinstance(closed, PositionClosed) and closed.realized_pnl == D(2)
         # a closed subscriber is dropped, the other keeps receiving
         await first.aclose()
-        await handle.user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10)))
+        await handle.report_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10)))
         assert isinstance(second.receive_nowait(), PositionOpened)
         nursery.cancel_scope.cancel()
 
@@ -70,7 +70,7 @@ async def test_wait_view_change(autojump_clock):
         nursery.start_soon(watcher)
         await trio.sleep(5)
         assert seen == []
-        await handle.user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10)))
+        await handle.report_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10)))
         await trio.sleep(0.1)
         assert len(seen) == 1 and TSLA in seen[0].positions
         # an already newer view returns at once
@@ -119,8 +119,8 @@ async def test_periodic_eviction_runs(autojump_clock):
         handle = await nursery.start(run_tracker, tracker)
         r = req(TSLA, Side.BUY, 1, 10)
         await handle.reserve(r)
-        await handle.post_result(r.cloid, OrderError("no match"))
-        await handle.user_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10)))
+        await handle.post_result(r.cloid, PostRefused("no match"))
+        await handle.report_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10)))
         assert tracker.tid_count == 1 and tracker.ledger_count == 1
         await trio.sleep(90)
         assert tracker.tid_count == 1  # not old enough yet
