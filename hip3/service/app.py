@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from hip3.market.ready import ReadyState
 from hip3.service.config import Config
 from hip3.service.journal import Journal, open_journal
 from hip3.service.keys import KeyLoadError, SecretKey, load_signing_key
+from hip3.service.sdnotify import Notifier, notifier_from_env, run_service_notify, watchdog_interval
 from hip3.strategy.detector import DetectorParams
 from hip3.strategy.gates import GateParams
 from hip3.strategy.scanner import SignalScanner, run_detector
@@ -230,6 +232,9 @@ async def _run(
         trio.open_nursery() as nursery,
     ):
         bot.ws = ws
+        notifier = notifier_from_env(os.environ)
+        if notifier is not None:
+            nursery.start_soon(_notify_systemd_until_cancelled, bot, notifier)
         if handle_signals:
             nursery.start_soon(_watch_os_signals, bot)
         await nursery.start(run_hard_stop_persistence, bot.hard_stop)
@@ -423,6 +428,20 @@ async def _cancel_orphans(
         "cancelled %d orphaned open orders: %s", len(ours), ", ".join(f"{o.coin} oid {o.oid}" for o in ours)
     )
     return True
+
+
+async def _notify_systemd_until_cancelled(bot: Bot, notifier: Notifier) -> None:
+    """READY, STATUS, WATCHDOG and STOPPING to systemd (`Type=notify`), from the root nursery."""
+    try:
+        await run_service_notify(
+            notifier,
+            is_ready=lambda: bot.ready.is_ready,
+            status=lambda: status_line(bot),
+            stopping=bot.stop_requested,
+            watchdog_secs=watchdog_interval(os.environ),
+        )
+    finally:
+        notifier.close()
 
 
 async def _watch_os_signals(bot: Bot) -> None:
