@@ -62,6 +62,8 @@ BENIGN_REJECT_PREFIXES = (
     "ioccancelrejected",
     "mintradentlrejected",
     "reduceonlyrejected",
+    # An entry that reached the exchange after its expiresAfter: refused as designed (it was late).
+    "action already expired",
 )
 
 

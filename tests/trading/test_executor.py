@@ -595,7 +595,9 @@ MARKETS = {m.name: m for m in SPECS}
 
 def test_l1_signer_matches_the_official_sdk() -> None:
     key = "0x" + secrets.token_hex(32)
-    signer = L1OrderSigner(key, is_mainnet=True, nonces=NonceManager(now_ms=lambda: 1_700_000_000_000))
+    signer = L1OrderSigner(
+        key, is_mainnet=True, nonces=NonceManager(now_ms=lambda: 1_700_000_000_000), entry_expiry_secs=None
+    )
     cloid = Cloid.random()
     body = signer.sign_order(110001, True, Price(D("250.62")), Size(D("0.123")), False, cloid)
     assert key not in repr(signer)

@@ -6,11 +6,28 @@ The private key is held only here and never appears in a repr, a log line or an 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
 
 from hip3.core import Cloid, Price, Size
+
+#: Default lifetime of an entry order: a dislocation lasts 1–3 s, so an entry that reaches the
+#: exchange later than this is refused there rather than filled against a book that has moved on.
+DEFAULT_ENTRY_EXPIRY_SECS = 2.0
+
+
+def wall_clock_ms() -> int:
+    # expiresAfter is exchange (wall-clock) time in ms: data for the exchange, not the bot's clock.
+    return time.time_ns() // 1_000_000
+
+
+def expires_after_of(body: dict[str, Any]) -> int | None:
+    """The expiresAfter (exchange ms) a signed body carries, or None."""
+    value = body.get("expiresAfter")
+    return value if isinstance(value, int) else None
 
 
 class OrderSigner(Protocol):
@@ -27,11 +44,18 @@ class NonceSource(Protocol):
 
 @attrs.define
 class L1OrderSigner:
-    """Signs IOC orders with an API-wallet key (no vault: `vaultAddress` is omitted)."""
+    """Signs IOC orders with an API-wallet key (no vault: `vaultAddress` is omitted).
+
+    Entries (not reduce-only) carry `expiresAfter` = now + `entry_expiry_secs` (None: no expiry),
+    so the exchange refuses an entry that arrives late ("Action already expired"). Flattens never
+    expire: a late close is still wanted.
+    """
 
     private_key: str = attrs.field(repr=False)
     is_mainnet: bool
     nonces: NonceSource | None = None
+    entry_expiry_secs: float | None = DEFAULT_ENTRY_EXPIRY_SECS
+    now_ms: Callable[[], int] = wall_clock_ms
 
     def sign_order(
         self, asset: int, is_buy: bool, price: Price, size: Size, reduce_only: bool, cloid: Cloid
@@ -44,5 +68,13 @@ class L1OrderSigner:
         order = wire.order_wire(asset, is_buy, price, size, reduce_only, "Ioc", cloid=str(cloid))
         action = wire.order_action([order])
         nonce = self.nonces.next()
-        signature = signing.sign_l1_action(self.private_key, action, nonce, is_mainnet=self.is_mainnet)
-        return {"action": action, "nonce": nonce, "signature": signature}
+        expires_after = None
+        if not reduce_only and self.entry_expiry_secs is not None:
+            expires_after = self.now_ms() + round(self.entry_expiry_secs * 1000)
+        signature = signing.sign_l1_action(
+            self.private_key, action, nonce, is_mainnet=self.is_mainnet, expires_after=expires_after
+        )
+        body: dict[str, Any] = {"action": action, "nonce": nonce, "signature": signature}
+        if expires_after is not None:
+            body["expiresAfter"] = expires_after
+        return body
