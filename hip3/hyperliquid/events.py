@@ -311,3 +311,22 @@ class UserFees:
     add_rate: Decimal
     referral_discount: Decimal = Decimal(0)
     staking_discount: Decimal = Decimal(0)
+
+
+@frozen
+class UserRole:
+    """What an address is on the exchange (info `userRole`): "user" (an account), "agent" (an API
+    wallet; `master` is the account it signs for), "vault", "subAccount" (`master` is its owner)
+    or "missing" (unknown to the exchange)."""
+
+    role: str
+    master: str | None = None
+
+
+@frozen
+class ExtraAgent:
+    """One named API wallet of an account (info `extraAgents`); `valid_until` is exchange ms."""
+
+    name: str
+    address: str
+    valid_until: int | None = None

@@ -25,17 +25,20 @@ from hip3.hyperliquid.events import (
     ActionResult,
     AssetCtx,
     ClearinghouseState,
+    ExtraAgent,
     Fill,
     Meta,
     OpenOrder,
     OrderStatusResult,
     PerpDex,
     UserFees,
+    UserRole,
 )
 from hip3.hyperliquid.parse import (
     ParseError,
     parse_action_response,
     parse_clearinghouse_state,
+    parse_extra_agents,
     parse_fills,
     parse_meta,
     parse_meta_and_asset_ctxs,
@@ -43,6 +46,7 @@ from hip3.hyperliquid.parse import (
     parse_order_status,
     parse_perp_dexs,
     parse_user_fees,
+    parse_user_role,
 )
 from hip3.hyperliquid.ratelimit import RollingLimiter
 
@@ -195,6 +199,14 @@ class InfoClient:
     async def order_status(self, user: str, oid_or_cloid: int | str | Cloid) -> OrderStatusResult:
         oid: int | str = oid_or_cloid if isinstance(oid_or_cloid, int) else str(oid_or_cloid)
         return await self._parsed({"type": "orderStatus", "user": user, "oid": oid}, parse_order_status)
+
+    async def user_role(self, address: str) -> UserRole:
+        """What `address` is: an account, an agent (and whose), a vault, a sub-account, or missing."""
+        return await self._parsed({"type": "userRole", "user": address}, parse_user_role)
+
+    async def extra_agents(self, user: str) -> list[ExtraAgent]:
+        """The named API wallets `user` approved, with their expiry."""
+        return await self._parsed({"type": "extraAgents", "user": user}, parse_extra_agents)
 
     async def user_fees(self, user: str) -> UserFees:
         """The account's base fee rates and discounts (before the HIP-3 per-asset multiplier)."""

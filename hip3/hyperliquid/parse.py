@@ -33,6 +33,7 @@ from hip3.hyperliquid.events import (
     BookLevel,
     ClearinghouseState,
     ErrorMessage,
+    ExtraAgent,
     Fill,
     Filled,
     L2Book,
@@ -53,6 +54,7 @@ from hip3.hyperliquid.events import (
     SubscriptionAck,
     UserFees,
     UserFills,
+    UserRole,
 )
 
 log = logging.getLogger(__name__)
@@ -787,3 +789,33 @@ def parse_perp_dexs(body: Any, stats: ParseStats | None = None) -> list[PerpDex]
             )
         )
     return dexs
+
+
+def parse_user_role(body: Any, path: str = "userRole") -> UserRole:
+    """{"role": "user"} / {"role": "agent", "data": {"user": master}} / {"role": "missing"} …"""
+    d = _obj(body, path)
+    role = _str(d, "role", path)
+    master: str | None = None
+    data = d.get("data")
+    if isinstance(data, dict):
+        owner = data.get("user", data.get("master"))
+        if isinstance(owner, str):
+            master = owner.lower()
+    if role == "agent" and master is None:
+        raise ParseError(f"{path}.data.user: missing for an agent")
+    return UserRole(role=role, master=master)
+
+
+def parse_extra_agents(body: Any, path: str = "extraAgents") -> list[ExtraAgent]:
+    agents: list[ExtraAgent] = []
+    for i, item in enumerate(_list(body, path)):
+        item_path = f"{path}[{i}]"
+        a = _obj(item, item_path)
+        agents.append(
+            ExtraAgent(
+                name=_opt_str(a, "name", item_path) or "",
+                address=_str(a, "address", item_path).lower(),
+                valid_until=_opt_int(a, "validUntil", item_path),
+            )
+        )
+    return agents

@@ -34,6 +34,7 @@ from hip3.market.cells import MarketCells
 from hip3.market.checks import MarketChecker, initial_conditions, run_market_checks
 from hip3.market.feed import Feed, market_subscriptions, run_feed, user_subscriptions
 from hip3.market.ready import ReadyState
+from hip3.service.account_check import SignerRefused, verify_signer
 from hip3.service.config import Config
 from hip3.service.journal import Journal, open_journal
 from hip3.service.keys import KeyLoadError, SecretKey, load_signing_key
@@ -165,6 +166,16 @@ async def run_bot(
 
     hard_stop = HardStop.load(hard_stop_params(cfg))
     async with open_info_client(cfg.network.info_url, exchange_url=cfg.network.exchange_url or None) as info:
+        if trading:
+            assert cfg.account.address is not None and key is not None
+            try:
+                await verify_signer(info, cfg.account.address, key.address, signing.wall_clock_ms())
+            except SignerRefused as exc:
+                log.error("refusing to trade: %s", exc)
+                return EXIT_REFUSED
+            except InfoError as exc:
+                log.error("could not check that the signing key may trade the account: %s", exc)
+                return EXIT_FAILED
         try:
             # Before any subscription: one unknown coin would make the exchange drop the socket.
             discovery = await info.discover(cfg.markets.dex, list(cfg.markets.coins))

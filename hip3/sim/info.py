@@ -23,6 +23,8 @@ INFO_TYPES = (
     "userFills",
     "userFillsByTime",
     "spotMeta",
+    "userRole",
+    "extraAgents",
 )
 
 FUNDING = "0.0000125"  # the hourly funding shown in every ctx (funding is not simulated)
@@ -88,7 +90,37 @@ def handle_info(engine: Engine, body: Any) -> Any:
                 f for f in engine.fills(user) if f["time"] >= start and (end is None or f["time"] <= end)
             ]
             return fills[:MAX_FILLS]
+        case "userRole":
+            return user_role(engine, need_address(request.get("user"), "user"))
+        case "extraAgents":
+            return extra_agents(engine, need_address(request.get("user"), "user"))
     raise AssertionError(kind)
+
+
+#: How long the simulator's agent approvals stay valid (it never expires them).
+AGENT_VALIDITY_MS = 180 * 24 * 3600 * 1000
+
+
+def user_role(engine: Engine, address: str) -> dict[str, Any]:
+    """What the exchange says an address is: an agent (with its master), an account, a vault, or missing."""
+    master = engine.agents.get(address)
+    if master is not None:
+        return {"role": "agent", "data": {"user": master}}
+    if address in engine.vaults:
+        return {"role": "vault"}
+    if address in engine.accounts:
+        return {"role": "user"}
+    return {"role": "missing"}
+
+
+def extra_agents(engine: Engine, user: str) -> list[dict[str, Any]]:
+    """The agents `user` approved (the simulator names none: all are listed unnamed)."""
+    until = engine.now_ms() + AGENT_VALIDITY_MS
+    return [
+        {"name": "", "address": agent, "validUntil": until}
+        for agent, master in sorted(engine.agents.items())
+        if master == user
+    ]
 
 
 def perp_dexs(engine: Engine) -> list[Any]:
