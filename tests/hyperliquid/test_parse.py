@@ -44,8 +44,9 @@ from hip3.hyperliquid.parse import (
     parse_ws_frame,
 )
 
-# The recorded exchange responses live in ../shared beside the repository (as in CI).
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "samples"
+# Recorded exchange responses (public info queries, 2023), kept in the repository so the suite
+# runs from a bare clone.
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 
 
 def sample(name: str) -> Any:
