@@ -74,6 +74,7 @@ class Feed:
         sink: UserEventSink | None = None,
         fetch_fills_since: FetchFills | None = None,
         now_ms: Callable[[], int] = wall_clock_ms,
+        record: Callable[[UserFills | OrderUpdates], None] | None = None,
     ) -> None:
         self.cells = cells
         self.markets = markets
@@ -82,6 +83,8 @@ class Feed:
         self.sink = sink
         self.fetch_fills_since = fetch_fills_since
         self.now_ms = now_ms
+        # The journal's copy of the user events as the exchange sent them (snapshots included).
+        self.record = record
         self.connections = 0
         # Start of the oldest disconnection whose missed fills are not fetched yet.
         self.gap_start_ms: int | None = None
@@ -108,10 +111,16 @@ class Feed:
             case UserFills(is_snapshot=True):
                 # History, not news: positions come from clearinghouseState (startup) and resync.
                 self.ignored_snapshots += 1
+                if self.record is not None:
+                    self.record(event)
             case UserFills():
+                if self.record is not None:
+                    self.record(event)
                 if self.sink is not None:
                     await self.sink.report_fills(fill_reports(event))
             case OrderUpdates():
+                if self.record is not None:
+                    self.record(event)
                 if self.sink is not None:
                     reports = order_reports(event)
                     if reports:

@@ -36,7 +36,7 @@ from hip3.market.feed import Feed, market_subscriptions, run_feed, user_subscrip
 from hip3.market.ready import ReadyState
 from hip3.service.account_check import SignerRefused, verify_signer
 from hip3.service.config import Config
-from hip3.service.journal import Journal, open_journal
+from hip3.service.journal import Journal, JournalUnusable, prepare_journal
 from hip3.service.keys import KeyLoadError, SecretKey, load_signing_key
 from hip3.service.sdnotify import Notifier, notifier_from_env, run_service_notify, watchdog_interval
 from hip3.strategy.detector import DetectorParams
@@ -165,6 +165,31 @@ async def run_bot(
         log.info("observation mode: market data and signals only, no orders")
 
     hard_stop = HardStop.load(hard_stop_params(cfg))
+    # The journal first: a file that cannot be used stops the start before the exchange is touched.
+    try:
+        journal = prepare_journal(cfg.journal.path)
+    except JournalUnusable as exc:
+        log.error("%s", exc)
+        return EXIT_REFUSED
+    try:
+        return await _discover_and_run(
+            cfg, trading, key, journal, hard_stop, handle_signals, on_signal, task_status
+        )
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+async def _discover_and_run(
+    cfg: Config,
+    trading: bool,
+    key: SecretKey | None,
+    journal: Journal | None,
+    hard_stop: HardStop,
+    handle_signals: bool,
+    on_signal: Callable[[Signal], None] | None,
+    task_status: trio.TaskStatus[Bot],
+) -> int:
     async with open_info_client(cfg.network.info_url, exchange_url=cfg.network.exchange_url or None) as info:
         if trading:
             assert cfg.account.address is not None and key is not None
@@ -210,6 +235,7 @@ async def run_bot(
             cells=MarketCells(specs),
             ready=ReadyState(specs, trading=trading),
             hard_stop=hard_stop,
+            journal=journal,
             scanner=SignalScanner(
                 specs,
                 detector_params(cfg),
@@ -246,6 +272,9 @@ async def _run(
         notifier = notifier_from_env(os.environ)
         if notifier is not None:
             nursery.start_soon(_notify_systemd_until_cancelled, bot, notifier)
+        if bot.journal is not None:
+            await nursery.start(bot.journal.run)
+            log.info("journal: %s", bot.journal.path)
         if handle_signals:
             nursery.start_soon(_watch_os_signals, bot)
         await nursery.start(run_hard_stop_persistence, bot.hard_stop)
@@ -276,6 +305,7 @@ async def _run(
             fetch_fills_since=(lambda since: info.user_fills_by_time(user, since))
             if bot.trading and user
             else None,
+            record=bot.journal.user_event if bot.journal is not None and bot.trading else None,
         )
         await nursery.start(run_feed, ws.events, feed)
         for sub in market_subscriptions(bot.markets):
@@ -286,8 +316,6 @@ async def _run(
 
         signals_send, signals_recv = trio.open_memory_channel[Signal](4)
         flattens_send, flattens_recv = trio.open_memory_channel[FlattenRequest](100)
-
-        bot.journal = await open_journal(cfg.journal.path, nursery)
 
         def count_signal(sig: Signal) -> None:
             bot.signals_seen += 1
@@ -344,6 +372,8 @@ async def _run(
             )
             nursery.start_soon(_watch_positions, bot, position_events)
             nursery.start_soon(_watch_fees, bot, handle)
+        if bot.journal is not None:
+            nursery.start_soon(_journal_hard_stop, bot, bot.journal)
         nursery.start_soon(_report_status, bot)
         task_status.started(bot)
 
@@ -360,8 +390,6 @@ async def _run(
                 )
         nursery.cancel_scope.cancel()
     bot.hard_stop.flush()  # what the writer task had not written yet
-    if bot.journal is not None:
-        bot.journal.close()
     if bot.abort_requested.is_set():
         return EXIT_ABORTED
     log.info("stopped cleanly")
@@ -493,6 +521,26 @@ async def _watch_fees(bot: Bot, tracker: TrackerHandle) -> None:
         if view.fees != fees_seen:
             delta, fees_seen = view.fees - fees_seen, view.fees
             bot.hard_stop.record_pnl(Decimal(0), delta, datetime.now(UTC).date(), trio.current_time())
+
+
+HARD_STOP_POLL_SECS = 1.0
+
+
+async def _journal_hard_stop(bot: Bot, journal: Journal) -> None:
+    """Journal each hard-stop latch (and one restored at startup) once."""
+    noted: str | None = None
+    event = "restored at startup"
+    while True:
+        stop = bot.hard_stop
+        if stop.latched and stop.reason != noted:
+            journal.note(
+                "hard_stop", "", {"event": event, "reason": stop.reason, "latched_wall": stop.latched_wall}
+            )
+            noted = stop.reason
+        elif not stop.latched:
+            noted = None
+        event = "latched"
+        await trio.sleep(HARD_STOP_POLL_SECS)
 
 
 async def _report_status(bot: Bot) -> None:

@@ -160,7 +160,12 @@ async def test_entry_on_a_dislocation_then_exit_on_mark_regression(
         assert sum(cloid_counts(sim, accounts.master).values()) == 2
     with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
         kinds = [k for (k,) in db.execute("SELECT kind FROM records ORDER BY id")]
+        journaled_fills = db.execute("SELECT side, sz, px, fee FROM fills ORDER BY time_ms, tid").fetchall()
     assert kinds == ["signal", "position_opened", "position_closed"]
+    # the exchange's fills, as it reported them, fee included
+    assert journaled_fills == [
+        (f["side"], f["sz"], f["px"], f["fee"]) for f in sim.engine.fills(accounts.master)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -126,6 +126,20 @@ async def test_the_userfills_snapshot_never_reaches_the_tracker() -> None:
     assert feed.ignored_snapshots == 1
 
 
+async def test_user_events_as_sent_go_to_the_journal_snapshots_included() -> None:
+    feed, _, _, sink = make_feed()
+    recorded: list[object] = []
+    feed.record = recorded.append
+    snapshot = UserFills(USER, True, (fill(1),))
+    live = UserFills(USER, False, (fill(2),))
+    updates = OrderUpdates(())
+    async with trio.open_nursery() as nursery:
+        for event in (snapshot, live, updates, bbo()):
+            await feed.handle(event, nursery)
+    assert recorded == [snapshot, live, updates]
+    assert sink.fills == [fill_reports(live)]
+
+
 async def test_reconnect_catches_up_missed_fills_before_ready(autojump_clock: object) -> None:
     asked: list[int] = []
     attempts = 0
