@@ -1,5 +1,8 @@
 """Benchmarks for the hot paths, with pass/fail targets. Not tests: they measure wall time.
 
+signing (a), feed throughput (c), tick-to-order through the whole bot against an exchange double
+in its own process (b), memory over a long run (d); event-loop lag (e) is measured during each.
+
 Each benchmark is a function `(iterations) -> BenchResult` registered in `BENCHES`; the script
 runs them all (or `--only NAME`), prints one line each and exits 1 if any missed its target.
 """
@@ -178,9 +181,43 @@ def bench_detector(iterations: int) -> BenchResult:
     return BenchResult("detector", line, ok=True)  # no peer to compare with: the figure only
 
 
+def bench_tick_to_order(iterations: int) -> BenchResult:
+    """(b) + (e): the whole bot against an exchange double in another process (scripts/bench_e2e.py)."""
+    import bench_e2e
+    import trio
+
+    burst = 10.0
+    result = trio.run(bench_e2e.run, bench_e2e.TRIGGERS, burst)
+    lines, ok = bench_e2e.summary(result, burst)
+    return BenchResult("tick_to_order", "\n".join(lines), ok=ok)
+
+
+def bench_feed(iterations: int) -> BenchResult:
+    """(c) + (e): frames parsed and applied per second, conflation, post replies under a burst."""
+    import bench_feed
+    import trio
+
+    result = trio.run(bench_feed.throughput, bench_feed.THROUGHPUT_FRAMES)
+    lines, ok = bench_feed.throughput_summary(result)
+    return BenchResult("feed", "\n".join(lines), ok=ok)
+
+
+def bench_memory(iterations: int) -> BenchResult:
+    """(d) + (e): resident size after 10,000 and after 1,000,000 feed messages / 100,000 fills."""
+    import bench_feed
+    import trio
+
+    result = trio.run(bench_feed.memory, 1_000_000, 100_000)
+    lines, ok = bench_feed.memory_summary(result)
+    return BenchResult("memory", "\n".join(lines), ok=ok)
+
+
 BENCHES: dict[str, Callable[[int], BenchResult]] = {
     "signing": bench_signing,
     "detector": bench_detector,
+    "feed": bench_feed,
+    "tick_to_order": bench_tick_to_order,
+    "memory": bench_memory,
 }
 
 

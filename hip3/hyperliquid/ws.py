@@ -31,6 +31,7 @@ import trio
 import trio_websocket
 from attrs import frozen
 
+from hip3 import timing
 from hip3.hyperliquid.events import (
     ActionResult,
     ErrorMessage,
@@ -46,7 +47,12 @@ log = logging.getLogger(__name__)
 
 
 class WsConnection(Protocol):
-    """What the session needs from a connection (trio-websocket's `WebSocketConnection` fits)."""
+    """What the session needs from a connection (trio-websocket's `WebSocketConnection` fits).
+
+    A connection may also offer `get_message_nowait() -> str | bytes`, raising `trio.WouldBlock`
+    when nothing is buffered: the reader then takes every frame already received in one step,
+    so a burst is applied before the detector looks, instead of one frame per scheduler pass.
+    """
 
     async def send_message(self, message: str) -> None: ...
 
@@ -54,6 +60,12 @@ class WsConnection(Protocol):
 
 
 ConnectFactory = Callable[[str], AbstractAsyncContextManager[WsConnection]]
+#: Takes an event straight from the reader and returns True if it consumed it (market data into
+#: latest-value cells: never blocks, never queues). Everything else goes out on `events`.
+MarketSink = Callable[[Any], bool]
+#: Most frames, and most time, the reader takes in one step before letting other tasks run.
+MAX_FRAMES_PER_STEP = 200
+MAX_STEP_SECS = 0.0002
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,6 +189,7 @@ class WsSession:
         self._next_post_id = 1
         self._pending: dict[int, _Pending] = {}
         self._changed = trio.Event()
+        self._market_sink: MarketSink | None = None
         #: Number of connections made so far (1 after the first connect).
         self.connections = 0
 
@@ -203,6 +216,15 @@ class WsSession:
                 await self._send(conn, {"method": "subscribe", "subscription": sub})
             except PostFailed:
                 pass  # the link went down; the next connection re-sends it
+
+    def route_market_data(self, sink: MarketSink | None) -> None:
+        """Hand events to `sink` as each frame is parsed, before (instead of) the `events` channel.
+
+        For latest-value market data: the reader writes it where the detector reads it, so a
+        burst is conflated rather than queued, and post replies and user events are never stuck
+        behind it. Control events (Connected, acks, user events) still go through `events`.
+        """
+        self._market_sink = sink
 
     def acked(self, subscription: dict[str, Any]) -> bool:
         """True once the server acknowledged `subscription` on the current connection."""
@@ -279,6 +301,9 @@ class WsSession:
             except Exception as exc:
                 self._drop(f"send failed: {type(exc).__name__}: {exc}")
                 raise ConnectionLost(f"send failed: {type(exc).__name__}") from None
+        hook = timing.on_frame_out
+        if hook is not None:
+            hook(text)
         self._last_out = trio.current_time()
 
     async def _post(self, kind: str, payload: Any) -> PostReply:
@@ -388,6 +413,7 @@ class WsSession:
         return self._link_reason
 
     async def _reader(self, conn: WsConnection) -> None:
+        nowait: Callable[[], str | bytes] | None = getattr(conn, "get_message_nowait", None)
         while True:
             with trio.move_on_after(self._silence_timeout) as silence:
                 try:
@@ -398,8 +424,38 @@ class WsSession:
             if silence.cancelled_caught:
                 self._drop(f"no inbound frame for {self._silence_timeout:g} s")
                 return
-            for event in parse_ws_frame(message, self._stats):
-                await self._dispatch(event)
+            taken = 1
+            until = trio.current_time() + MAX_STEP_SECS
+            while True:
+                if not await self._handle_frame(message):
+                    # A post reply or an event for another task: let its reader run before this one
+                    # takes more frames (one pass of the scheduler may run this task first).
+                    await trio.lowlevel.checkpoint()
+                    break
+                if nowait is None or taken >= MAX_FRAMES_PER_STEP or trio.current_time() >= until:
+                    break
+                try:
+                    message = nowait()
+                except trio.WouldBlock:
+                    break
+                except Exception as exc:
+                    self._drop(f"connection closed: {type(exc).__name__}: {exc}")
+                    return
+                taken += 1
+
+    async def _handle_frame(self, message: str | bytes) -> bool:
+        """Parse and route one frame; True if it was market data only (the reader may go on)."""
+        hook = timing.on_frame_in
+        if hook is not None:
+            hook(message)
+        sink = self._market_sink
+        market_only = True
+        for event in parse_ws_frame(message, self._stats):
+            if sink is not None and sink(event):
+                continue
+            market_only = False
+            await self._dispatch(event)
+        return market_only
 
     async def _heartbeat(self, conn: WsConnection) -> None:
         while True:
@@ -457,10 +513,44 @@ def _text(value: Any) -> str:
         return repr(value)
 
 
-def _default_connect(url: str) -> AbstractAsyncContextManager[WsConnection]:
-    return trio_websocket.open_websocket_url(
-        url, connect_timeout=10.0, disconnect_timeout=5.0, max_message_size=16 * 1024 * 1024
-    )
+class _BufferedConnection:
+    """A trio-websocket connection that also hands over already-received frames without waiting.
+
+    trio-websocket queues parsed messages in a memory channel; reading it with `receive_nowait`
+    lets the reader take a whole burst in one step. Its queue is sized so a socket read's worth of
+    frames fits (a bounded buffer, drained completely on every step of the reader).
+    """
+
+    def __init__(self, conn: trio_websocket.WebSocketConnection) -> None:
+        self._conn = conn
+        self._received: trio.MemoryReceiveChannel[str | bytes] | None = getattr(conn, "_recv_channel", None)
+
+    async def send_message(self, message: str) -> None:
+        await self._conn.send_message(message)
+
+    async def get_message(self) -> str | bytes:
+        return await self._conn.get_message()
+
+    def get_message_nowait(self) -> str | bytes:
+        if self._received is None:
+            raise trio.WouldBlock
+        try:
+            return self._received.receive_nowait()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise trio.WouldBlock from None  # the next get_message raises ConnectionClosed
+
+
+@asynccontextmanager
+async def _default_connect(url: str) -> AsyncIterator[WsConnection]:
+    async with trio_websocket.open_websocket_url(
+        url,
+        connect_timeout=10.0,
+        disconnect_timeout=5.0,
+        max_message_size=16 * 1024 * 1024,
+        message_queue_size=4096,
+        receive_buffer_size=64 * 1024,
+    ) as conn:
+        yield _BufferedConnection(conn)
 
 
 @asynccontextmanager

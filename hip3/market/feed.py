@@ -91,23 +91,38 @@ class Feed:
         self.ignored_snapshots = 0
         self.unknown_coins = 0
 
+    def on_market_data(self, event: object) -> bool:
+        """Write a bbo / asset context into its cell at once; False for every other event.
+
+        The WebSocket reader calls this for each parsed event (`WsSession.route_market_data`), so
+        market data never waits in a queue: a burst overwrites cells and the detector sees the
+        newest values. Runs on the reader's step: no awaits, no logging on the per-message path.
+        """
+        cls = type(event)
+        if cls is Bbo:
+            assert isinstance(event, Bbo)
+            market = self.markets.get(event.coin)
+            if market is None:
+                self.unknown_coins += 1
+                return True
+            self.cells.update_bbo(market, event, trio.current_time())
+            self._ready_changed(self.ready.on_bbo(market))
+            return True
+        if cls is AssetCtx:
+            assert isinstance(event, AssetCtx)
+            market = self.markets.get(event.coin)
+            if market is None:
+                self.unknown_coins += 1
+                return True
+            self.cells.update_ctx(market, event, trio.current_time())
+            self._ready_changed(self.ready.on_ctx(market))
+            return True
+        return False
+
     async def handle(self, event: object, nursery: trio.Nursery) -> None:
-        now = trio.current_time()
+        if self.on_market_data(event):
+            return
         match event:
-            case Bbo(coin=coin):
-                market = self.markets.get(coin)
-                if market is None:
-                    self.unknown_coins += 1
-                    return
-                self.cells.update_bbo(market, event, now)
-                self._ready_changed(self.ready.on_bbo(market))
-            case AssetCtx(coin=coin):
-                market = self.markets.get(coin)
-                if market is None:
-                    self.unknown_coins += 1
-                    return
-                self.cells.update_ctx(market, event, now)
-                self._ready_changed(self.ready.on_ctx(market))
             case UserFills(is_snapshot=True):
                 # History, not news: positions come from clearinghouseState (startup) and resync.
                 self.ignored_snapshots += 1

@@ -307,6 +307,7 @@ async def _run(
             else None,
             record=bot.journal.user_event if bot.journal is not None and bot.trading else None,
         )
+        ws.route_market_data(feed.on_market_data)
         await nursery.start(run_feed, ws.events, feed)
         for sub in market_subscriptions(bot.markets):
             await ws.subscribe(sub)

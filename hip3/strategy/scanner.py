@@ -16,6 +16,7 @@ from decimal import Decimal
 import attrs
 import trio
 
+from hip3 import timing
 from hip3.core import MarketKey, MarketSpec
 from hip3.market.cells import MarketCells
 from hip3.strategy.detector import DetectorMarketState, DetectorParams, evaluate, observe_oracle
@@ -143,13 +144,16 @@ async def run_detector(
     while True:
         changed = await cells.wait_changed()
         for signal in scanner.scan(cells, changed, trio.current_time()):
+            if timing.on_stage is not None:
+                timing.on_stage("signal")
+            # Handed over before it is logged or recorded: the executor runs as soon as this
+            # step ends, and nothing here needs to happen before it.
+            if signals_out is not None:
+                try:
+                    signals_out.send_nowait(signal)
+                except trio.WouldBlock:
+                    scanner.stats.signals_dropped_busy += 1
+                    log.debug("executor busy: dropped %s", describe_signal(signal))
             log.info("%s", describe_signal(signal))
             if on_signal is not None:
                 on_signal(signal)
-            if signals_out is None:
-                continue
-            try:
-                signals_out.send_nowait(signal)
-            except trio.WouldBlock:
-                scanner.stats.signals_dropped_busy += 1
-                log.debug("executor busy: dropped %s", describe_signal(signal))

@@ -38,6 +38,13 @@ class FakeClientConn:
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise FakeClosed("closed by server") from None
 
+    def get_message_nowait(self) -> str:
+        """A frame the server already sent, or trio.WouldBlock (like a socket buffer read)."""
+        try:
+            return self._from_server.receive_nowait()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise trio.WouldBlock from None
+
     async def aclose(self) -> None:
         await self._to_server.aclose()
         await self._from_server.aclose()

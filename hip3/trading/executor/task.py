@@ -21,6 +21,7 @@ import attrs
 import trio
 from attrs import frozen
 
+from hip3 import timing
 from hip3.core import Cloid, MarketKey, MarketSpec, Side
 from hip3.hyperliquid.events import ActionErr, ActionOk, Fill, OrderStatusResult, PostError
 from hip3.market.cells import MarketSource
@@ -274,6 +275,8 @@ class Executor:
         self._block_reason = block
 
     async def handle_signal(self, signal: Signal) -> None:
+        if timing.on_stage is not None:
+            timing.on_stage("executor")
         self.stats.signals += 1
         block = self._entry_block()
         self._note_block(block)
@@ -299,6 +302,8 @@ class Executor:
         )
         if granted is None:
             return
+        if timing.on_stage is not None:
+            timing.on_stage("reserved")
         late_block = self._entry_block()
         if late_block is not None:
             # The hard stop latched (or READY was lost) while the tracker answered: give it back.
@@ -390,6 +395,8 @@ class Executor:
             await self.tracker.post_result(order.cloid, NotSent(f"signing failed: {type(exc).__name__}"))
             self.stats.not_sent += 1
             return
+        if timing.on_stage is not None:
+            timing.on_stage("signed")
         self.in_flight.add(order.cloid)
         self._nursery.start_soon(self._post, order, body)
 
@@ -397,7 +404,12 @@ class Executor:
         sent_ms = self.now_ms()
         self.sent[order.cloid] = (order.market, order.reduce_only, sent_ms)
         try:
-            log.info("order %s", order.describe())
+            if timing.on_stage is not None:
+                timing.on_stage("posting")
+            # No log line before the send (it would delay the order): every outcome below logs the
+            # order with its result.
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("posting %s", order.describe())
             sent = await send_action(
                 body,
                 self.ws,
