@@ -353,6 +353,7 @@ async def _run(
                 ready=bot.ready,
                 is_benign_reject=is_benign_reject,
                 params=params_from(ExecutorParams, cfg.executor, cfg.exits),
+                write_ahead=bot.journal.order_sending if bot.journal is not None else None,
             )
             await nursery.start(run_executor, bot.executor, signals_recv, flattens_recv)
             bot.exits = await nursery.start(

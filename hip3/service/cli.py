@@ -1,4 +1,4 @@
-"""The `hip3` command: run, check-config, reset-hard-stop, sim, demo.
+"""The `hip3` command: run, check-config, reset-hard-stop, journal, sim, demo.
 
 Exit codes: 0 ok, 2 configuration or usage error; otherwise whatever the bot returns.
 Every check that can refuse a start runs before the bot's modules are imported.
@@ -139,6 +139,23 @@ def reset_hard_stop(path: str) -> int:
     return EXIT_OK
 
 
+JOURNAL_QUESTIONS = ("orders", "fills", "trips", "pnl", "rejects", "corrections", "hard-stops", "restarts")
+
+
+def journal_answer(path: str, question: str, *, limit: int, as_csv: bool) -> int:
+    from hip3.service.journal_report import ReportError, answer
+
+    if limit <= 0:
+        _err(f"hip3: --limit must be > 0, got {limit}")
+        return EXIT_USAGE
+    try:
+        print(answer(Path(path), question, limit=limit, as_csv=as_csv), end="")
+    except ReportError as exc:
+        _err(f"hip3: {exc}")
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def _delegate(name: str, rest: list[str]) -> int:
     """`hip3 sim ...` -> hip3.sim.cli.main(rest); `hip3 demo ...` -> hip3.service.demo.main(rest)."""
     module_name = "hip3.sim.cli" if name == "sim" else "hip3.service.demo"
@@ -178,6 +195,14 @@ def _parser() -> argparse.ArgumentParser:
         "--config", default=default_config, help="TOML config file naming hard_stop.state_file"
     )
 
+    journal = commands.add_parser(
+        "journal", help="answer questions from a journal file (orders, fills, trips, pnl, ...)"
+    )
+    journal.add_argument("path", help="the journal file ([journal] path)")
+    journal.add_argument("question", choices=JOURNAL_QUESTIONS, help="what to show")
+    journal.add_argument("--limit", type=int, default=50, help="at most this many rows (newest)")
+    journal.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
+
     commands.add_parser("sim", help="run the local exchange simulator (hip3 sim --help)", add_help=False)
     commands.add_parser("demo", help="run the demo (hip3 demo --help)", add_help=False)
     return parser
@@ -202,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _err(f"hip3: no config file: pass --config PATH or set {CONFIG_ENV_VAR}")
                 return EXIT_USAGE
             return reset_hard_stop(args.config)
+        case "journal":
+            return journal_answer(args.path, args.question, limit=args.limit, as_csv=args.csv)
     return EXIT_USAGE
 
 

@@ -8,6 +8,8 @@ from the detector's rules (see conftest), never read back from the bot.
 
 from __future__ import annotations
 
+import csv
+import io
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +20,7 @@ import trio
 
 from hip3.core import Side
 from hip3.service.app import EXIT_OK
+from hip3.service.journal_report import answer
 from hip3.sim import Sim
 
 from .conftest import (
@@ -150,6 +153,7 @@ async def test_entry_on_a_dislocation_then_exit_on_mark_regression(
             assert bot.exits is not None and bot.exits.stats.requested == {"mark_regression": 1}
             close = sim.engine.fills(accounts.master)[-1]
             assert (close["side"], D(close["sz"]), D(close["px"])) == ("A", size, market.bid)
+            exit_px = market.bid
             # PnL gross of fees, by hand: (exit - entry) x size, rounded to the cent as the exchange does.
             assert D(close["closedPnl"]) == ((market.bid - ask) * size).quantize(D("0.000001"))
             await assert_books_agree(run, sim, accounts)
@@ -163,9 +167,22 @@ async def test_entry_on_a_dislocation_then_exit_on_mark_regression(
         journaled_fills = db.execute("SELECT side, sz, px, fee FROM fills ORDER BY time_ms, tid").fetchall()
     assert kinds == ["signal", "position_opened", "position_closed"]
     # the exchange's fills, as it reported them, fee included
-    assert journaled_fills == [
-        (f["side"], f["sz"], f["px"], f["fee"]) for f in sim.engine.fills(accounts.master)
+    sim_fills = sim.engine.fills(accounts.master)
+    assert journaled_fills == [(f["side"], f["sz"], f["px"], f["fee"]) for f in sim_fills]
+    # `hip3 journal PATH trips` answers from what this run wrote: the entry at the ask, the exit at
+    # the bid, the signal's edge, the exchange's closed PnL and both fees
+    [trip] = csv.DictReader(io.StringIO(answer(tmp_path / "journal.sqlite3", "trips", as_csv=True)))
+    assert (D(trip["entry_px"]), D(trip["exit_px"]), D(trip["size"])) == (ask, exit_px, size)
+    assert abs(D(trip["signal_edge_bps"]) - ENTRY_EDGE_BPS) < D("0.5")
+    assert D(trip["realized"]) == D(sim_fills[-1]["closedPnl"])
+    assert D(trip["fees"]) == sum(D(f["fee"]) for f in sim_fills)
+    # both orders were journaled before they were sent, and their outcome came from orderUpdates
+    orders = list(csv.DictReader(io.StringIO(answer(tmp_path / "journal.sqlite3", "orders", as_csv=True))))
+    assert [(o["kind"], o["outcome"], D(o["filled"])) for o in orders] == [
+        ("entry", "filled", size),
+        ("flatten", "filled", size),
     ]
+    assert {o["cloid"] for o in orders} == {str(c) for c in cloid_counts(sim, accounts.master)}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -150,6 +150,11 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+#: Records an order (cloid, market, side, size, limit price, reduce-only, reason) before it is sent;
+#: raising means it could not be recorded.
+WriteAhead = Callable[[Cloid, MarketKey, Side, Decimal, Decimal, bool, str], None]
+
+
 class RateLimiter:
     """At most `rate` new orders in any rolling second of trio time (0 or less: unlimited)."""
 
@@ -208,8 +213,10 @@ class Executor:
         is_benign_reject: Callable[[str], bool],
         params: ExecutorParams = ExecutorParams(),
         now_ms: Callable[[], int] = wall_clock_ms,
+        write_ahead: WriteAhead | None = None,
     ) -> None:
         self.tracker = tracker
+        self.write_ahead = write_ahead
         self.cells = cells
         self.specs = specs
         self.signer = signer
@@ -397,6 +404,19 @@ class Executor:
             return
         if timing.on_stage is not None:
             timing.on_stage("signed")
+        if self.write_ahead is not None:
+            try:
+                # Journaled before it can leave, so a restart knows this order may be in flight.
+                self.write_ahead(
+                    order.cloid, order.market, order.terms.side, order.terms.size, order.terms.limit_px,
+                    order.reduce_only, order.reason,
+                )  # fmt: skip
+            except Exception as exc:
+                log.error("order %s: the write-ahead journal failed: %s", order.describe(), exc)
+                if not order.reduce_only:  # an entry is not worth an order nobody could trace; an exit is
+                    await self.tracker.post_result(order.cloid, NotSent(f"journal failed: {exc}"))
+                    self.stats.not_sent += 1
+                    return
         self.in_flight.add(order.cloid)
         self._nursery.start_soon(self._post, order, body)
 
