@@ -1,0 +1,96 @@
+"""Entry rules: threshold parts, the structural baseline, sizing from the stale level."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from hip3.core import MarketKey, MarketSpec, Side
+from hip3.strategy.entry import (
+    SlowAverage,
+    Threshold,
+    brackets,
+    edge_above_baseline,
+    half_spread_bps,
+    signed_gap_bps,
+    take_size,
+)
+
+D = Decimal
+SPEC = MarketSpec(MarketKey("xyz", "TSLA", 110000), sz_decimals=3)
+
+
+def test_threshold_is_the_round_trip_plus_margin_and_says_so() -> None:
+    th = Threshold(entry_fee_bps=D("0.9"), exit_fee_bps=D("0.9"), exit_cost_bps=D(2), margin_bps=D(1))
+    assert th.fees_bps == D("1.8") and th.cost_bps == D("3.8") and th.total_bps == D("4.8")
+    assert th.describe() == "fees 0.9+0.9 + exit cost 2 + margin 1 = 4.8 bps"
+    scaled = Threshold(D(9), D(9), D(2), D(1), session_multiplier=D(2))
+    assert scaled.total_bps == D(42)
+    assert scaled.describe() == "(fees 9+9 + exit cost 2 + margin 1) × 2 session = 42 bps"
+    override = Threshold(D(9), D(9), D(2), D(1), override_bps=D(25))
+    assert override.total_bps == D(25) and override.describe() == "override 25 = 25 bps"
+    assert override.cost_bps == D(20)  # the round trip's cost is still known (for accounting)
+
+
+def test_slow_average_warms_up_as_a_plain_average() -> None:
+    avg = SlowAverage().observe(D(0), 0.0, 300.0)
+    for t in range(1, 21):
+        avg = avg.observe(D(10), float(t), 300.0)
+    # A time average of 0 for the first second and 10 for the next 19 (the first sample does not dominate).
+    assert avg.value is not None and D("9.4") < avg.value <= D(10)
+    assert avg.warmed(20.0, 20.0) and not avg.warmed(19.0, 20.0)
+    assert avg.observe(D(100), 20.0, 300.0) is avg  # the same instant adds nothing
+
+
+def test_slow_average_forgets_slowly_after_warm_up() -> None:
+    avg = SlowAverage()
+    for t in range(0, 601):
+        avg = avg.observe(D(30), float(t), 120.0)
+    # A 3-second 60 bps excursion moves a 120 s average by little more than a bp.
+    for t in range(601, 604):
+        avg = avg.observe(D(90), float(t), 120.0)
+    assert avg.value is not None and D(30) < avg.value < D("31.6")
+
+
+def test_edge_above_a_structural_gap() -> None:
+    # The book sits 30 bps above the oracle all the time: a 28 bps sell "edge" is no edge.
+    gap = signed_gap_bps(D(100), D("100.30"))
+    assert gap == D(30)
+    assert edge_above_baseline(Side.SELL, D(28), gap) == D(-2)
+    assert edge_above_baseline(Side.SELL, D(45), gap) == D(15)
+    # A gap the other way is not added to a buy's edge, nor taken from it.
+    assert edge_above_baseline(Side.BUY, D(10), gap) == D(10)
+    assert edge_above_baseline(Side.BUY, D(10), D(-5)) == D(5)
+    assert edge_above_baseline(Side.BUY, D(10), None) == D(10)
+
+
+def test_book_helpers() -> None:
+    assert brackets(D(99), D(101), D(100)) and not brackets(D(99), D(99.5), D(100))
+    assert half_spread_bps(D("99.98"), D("100.02")) == D(2)
+
+
+def test_take_size_takes_the_whole_stale_level_up_to_the_cap() -> None:
+    # A $172 level (0.4 at 432.1): taken whole, not shrunk to the minimum.
+    assert take_size(
+        D("432.1"), D("0.4"), SPEC, max_notional=D(500), min_book_notional=D(50), min_order_notional=D(11)
+    ) == D("0.4")
+    # A $4,321 level under a $100 cap: 99 % of the cap, floored to the lot.
+    assert take_size(
+        D("432.1"), D(10), SPEC, max_notional=D(100), min_book_notional=D(50), min_order_notional=D(11)
+    ) == D("0.229")
+
+
+@pytest.mark.parametrize(
+    ("sz", "cap", "reason"),
+    [
+        ("0.1", "100", "level $43 < min_book_notional $50"),  # the level taken is what counts
+        ("1", "10", "takeable $"),  # the cap leaves less than the minimum order
+        ("0", "100", "empty level"),
+    ],
+)
+def test_take_size_refusals_say_why(sz: str, cap: str, reason: str) -> None:
+    result = take_size(
+        D("432.1"), D(sz), SPEC, max_notional=D(cap), min_book_notional=D(50), min_order_notional=D(11)
+    )
+    assert isinstance(result, str) and result.startswith(reason)
