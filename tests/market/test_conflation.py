@@ -15,12 +15,13 @@ import trio
 import trio.testing
 
 from hip3.core import MarketKey
-from hip3.hyperliquid.events import ActionErr, ActionOk, UserFills
+from hip3.hyperliquid.events import ActionErr, ActionOk
 from hip3.hyperliquid.parse import ParseStats
 from hip3.hyperliquid.ws import MAX_FRAMES_PER_STEP, open_ws_session
 from hip3.market.cells import MarketCells
 from hip3.market.feed import Feed, run_feed
 from hip3.market.ready import ReadyState
+from hip3.trading.reports import FillReport
 from tests.fakes.ws import FakeServerConn, FakeWsServer
 
 TSLA = MarketKey("xyz", "TSLA", 110001)
@@ -64,13 +65,15 @@ def fills_frame(first_tid: int, count: int) -> dict[str, Any]:
 
 
 class Sink:
+    """The tracker as the feed sees it: reports, one tuple per userFills message."""
+
     def __init__(self) -> None:
-        self.fills: list[UserFills] = []
+        self.fills: list[tuple[FillReport, ...]] = []
 
-    async def user_fills(self, msg: UserFills) -> None:
-        self.fills.append(msg)
+    async def report_fills(self, fills: tuple[FillReport, ...]) -> None:
+        self.fills.append(fills)
 
-    async def order_updates(self, msg: Any) -> None:
+    async def report_orders(self, reports: Any) -> None:
         pass
 
 
@@ -128,9 +131,9 @@ async def test_user_events_inside_a_burst_all_arrive_in_order(autojump_clock: tr
                 await conn.send(fills_frame(tid, 3))
                 tid += 3
         with trio.fail_after(60):
-            while rig.cells.get(TSLA).updates < 400 or sum(len(m.fills) for m in rig.sink.fills) < tid - 1:
+            while rig.cells.get(TSLA).updates < 400 or sum(len(m) for m in rig.sink.fills) < tid - 1:
                 await trio.sleep(0.1)
-        tids = [f.tid for msg in rig.sink.fills for f in msg.fills]
+        tids = [f.trade_id.tid for msg in rig.sink.fills for f in msg]
         assert tids == list(range(1, tid))  # none dropped, none repeated, in order
         nursery.cancel_scope.cancel()
 
