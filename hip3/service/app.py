@@ -26,6 +26,7 @@ import attrs
 import trio
 
 from hip3.core import MarketKey, MarketSpec
+from hip3.histogram import LAG_BUCKETS_SECS, Histogram
 from hip3.hyperliquid import signing, wire
 from hip3.hyperliquid.events import ActionOk, OrderError, StatusSuccess
 from hip3.hyperliquid.info import InfoClient, InfoError, NotListedError, open_info_client
@@ -36,8 +37,10 @@ from hip3.market.feed import Feed, market_subscriptions, run_feed, user_subscrip
 from hip3.market.ready import ReadyState
 from hip3.service.account_check import SignerRefused, verify_signer
 from hip3.service.config import Config
+from hip3.service.config_schema import parse_listen
 from hip3.service.journal import Journal, JournalUnusable, prepare_journal
 from hip3.service.keys import KeyLoadError, SecretKey, load_signing_key
+from hip3.service.metrics import bot_registry, run_loop_lag_probe, serve_metrics
 from hip3.service.sdnotify import Notifier, notifier_from_env, run_service_notify, watchdog_interval
 from hip3.strategy.detector import DetectorParams
 from hip3.strategy.gates import GateParams
@@ -118,6 +121,7 @@ class Bot:
     market_checks: MarketChecker | None = None
     signals_seen: int = 0
     flat_at_exit: bool | None = None
+    metrics_address: tuple[str, int] | None = None  # where GET /metrics is served, when on
 
     @property
     def trading(self) -> bool:
@@ -277,6 +281,9 @@ async def _run(
             log.info("journal: %s", bot.journal.path)
         if handle_signals:
             nursery.start_soon(_watch_os_signals, bot)
+        listen = parse_listen(cfg.metrics.listen)
+        if listen is not None:
+            await _start_metrics(bot, nursery, *listen)
         await nursery.start(run_hard_stop_persistence, bot.hard_stop)
         tracker = Tracker(
             bot.markets,
@@ -483,6 +490,18 @@ async def _notify_systemd_until_cancelled(bot: Bot, notifier: Notifier) -> None:
         )
     finally:
         notifier.close()
+
+
+async def _start_metrics(bot: Bot, nursery: trio.Nursery, host: str, port: int) -> None:
+    """The Prometheus endpoint; one that cannot listen is logged and left off (trading goes on,
+    and the scraper's `up == 0` says the metrics are missing)."""
+    lag = Histogram(LAG_BUCKETS_SECS)
+    try:
+        bot.metrics_address = await nursery.start(serve_metrics, bot_registry(bot, lag), host, port)
+    except OSError as exc:
+        log.error("metrics.listen: cannot listen on %s:%d (%s); running without metrics", host, port, exc)
+        return
+    nursery.start_soon(run_loop_lag_probe, lag)
 
 
 async def _watch_os_signals(bot: Bot) -> None:

@@ -90,6 +90,34 @@ class UrlScheme(Check):
         return value
 
 
+def parse_listen(value: str) -> tuple[str, int] | None:
+    """`""` off; `"9464"` a loopback port; `"HOST:PORT"` / `"[v6]:PORT"` that address. Raises ValueError."""
+    text = value.strip()
+    if not text:
+        return None
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = "127.0.0.1", text
+    host = host.strip("[]")
+    if not host:
+        raise ValueError(f"no host before the port in {value!r}")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be a number 0..65535, got {port_text!r} in {value!r}")
+    return host, int(port_text)
+
+
+@frozen
+class ListenAddress(Check):
+    """`""` (off), a port (loopback) or HOST:PORT."""
+
+    def __call__(self, value: Any) -> Any:
+        try:
+            parse_listen(value)
+        except ValueError as exc:
+            raise ValueError(f'must be "" (off), PORT or HOST:PORT: {exc}') from None
+        return value
+
+
 @frozen
 class NonEmpty(Check):
     def __call__(self, value: Any) -> Any:
@@ -295,6 +323,12 @@ class JournalConfig:
 
 
 @frozen
+class MetricsConfig:
+    #: Prometheus endpoint: "" = off, "9464" = 127.0.0.1:9464, or "HOST:PORT" (keep it off the internet).
+    listen: Annotated[str, ListenAddress()] = ""
+
+
+@frozen
 class LoggingConfig:
     level: LogLevel = "INFO"
     json: bool = False
@@ -316,6 +350,7 @@ class Config:
     websocket: WebsocketConfig = field(factory=WebsocketConfig)
     journal: JournalConfig = field(factory=JournalConfig)
     logging: LoggingConfig = field(factory=LoggingConfig)
+    metrics: MetricsConfig = field(factory=MetricsConfig)
 
     @property
     def is_mainnet(self) -> bool:

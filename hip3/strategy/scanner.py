@@ -46,7 +46,10 @@ class MarketConditions:
 class DetectorStats:
     evaluations: int = 0
     blocked: Counter[str] = attrs.field(factory=Counter)
+    #: (market, gate) -> evaluations blocked; read by the metrics endpoint.
+    blocked_by_market: Counter[tuple[MarketKey, str]] = attrs.field(factory=Counter)
     signals: int = 0
+    signals_by_market: Counter[tuple[MarketKey, str]] = attrs.field(factory=Counter)
     signals_dropped_busy: int = 0
 
 
@@ -85,6 +88,7 @@ class SignalScanner:
         verdict = GateVerdict(ok=False, gate=EVALUATION_ERROR, detail=f"{type(exc).__name__}: {exc}")
         self.stats.evaluations += 1
         self.stats.blocked[EVALUATION_ERROR] += 1
+        self.stats.blocked_by_market[(market, EVALUATION_ERROR)] += 1
         line = self.gate_log.observe(market, verdict, now)
         if line:
             log.error("%s", line, exc_info=exc)
@@ -110,6 +114,7 @@ class SignalScanner:
         self.stats.evaluations += 1
         if not verdict.ok:
             self.stats.blocked[verdict.gate or "?"] += 1
+            self.stats.blocked_by_market[(market, verdict.gate or "?")] += 1
             # The oracle's direction is history the detector needs once the gate opens again.
             self.detector_states[market] = observe_oracle(
                 state, self.detector_states[market], self.detector_params, now
@@ -120,6 +125,7 @@ class SignalScanner:
         )
         if signal is not None:
             self.stats.signals += 1
+            self.stats.signals_by_market[(market, signal.side.name.lower())] += 1
         return signal
 
 

@@ -23,6 +23,7 @@ from attrs import frozen
 
 from hip3 import timing
 from hip3.core import Cloid, MarketKey, MarketSpec, Side
+from hip3.histogram import Histogram
 from hip3.hyperliquid.events import ActionErr, ActionOk, Fill, OrderStatusResult, PostError
 from hip3.market.cells import MarketSource
 from hip3.trading.edge import fill_reports, order_status_report, post_outcome
@@ -93,6 +94,10 @@ class ExecutorStats:
     not_sent: int = 0
     resolved: int = 0
     abandoned: int = 0
+    #: Post to answer, per transport ("ws", "http"); read by the metrics endpoint.
+    post_seconds: dict[str, Histogram] = attrs.field(factory=dict)
+    #: Signal seen to its entry filled (answered filled).
+    signal_to_fill_seconds: Histogram = attrs.field(factory=Histogram)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,6 +186,7 @@ class _Order:
     terms: OrderTerms
     reduce_only: bool
     reason: str  # "entry" or the flatten reason
+    signal_at: float | None = None  # trio time the entry's signal was seen
 
     def describe(self) -> str:
         kind = "flatten" if self.reduce_only else "entry"
@@ -305,7 +311,14 @@ class Executor:
             self._drop(DropReason.RATE_LIMITED, f"{signal.market} {signal.side}")
             return
         granted = await self._reserve(
-            _Order(Cloid.random(), signal.market, terms, reduce_only=False, reason="entry")
+            _Order(
+                Cloid.random(),
+                signal.market,
+                terms,
+                reduce_only=False,
+                reason="entry",
+                signal_at=signal.created_at,
+            )
         )
         if granted is None:
             return
@@ -430,6 +443,7 @@ class Executor:
             # order with its result.
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("posting %s", order.describe())
+            started = trio.current_time()
             sent = await send_action(
                 body,
                 self.ws,
@@ -439,6 +453,8 @@ class Executor:
             )
             if sent.via != "none":
                 self.stats.posted += 1
+                latency = self.stats.post_seconds.setdefault(sent.via, Histogram())
+                latency.observe(trio.current_time() - started)
             if sent.via == "http":
                 self.stats.posted_http += 1
             await self._outcome(order, sent.outcome, sent_ms)
@@ -480,6 +496,8 @@ class Executor:
         match reported:
             case PostFilled(total_sz=total, avg_px=avg):
                 self.stats.filled += 1
+                if order.signal_at is not None:
+                    self.stats.signal_to_fill_seconds.observe(now - order.signal_at)
                 log.info("order %s filled %s @ %s", order.describe(), total, avg)
                 if order.reduce_only:
                     self.hard_stop.record_flatten_success(order.market)
