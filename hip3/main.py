@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from hip3.service.cli import CONFIG_ENV_VAR, EXIT_USAGE, run_with_config
+from hip3.service.cli import CONFIG_ENV_VAR, EXIT_USAGE, add_log_format_argument, run_with_config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,11 +20,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--mainnet", action="store_true", help='confirm mode = "trading" on mainnet (real money)'
     )
+    add_log_format_argument(parser)
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    return run_with_config(args.config, mainnet_confirmed=args.mainnet)
+    return run_with_config(args.config, mainnet_confirmed=args.mainnet, log_format=args.log_format)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,9 @@ def mainnet_refusal(cfg: Config, *, mainnet_confirmed: bool) -> str | None:
     return None
 
 
-def run_with_config(config_path: str | None, *, mainnet_confirmed: bool) -> int:
+def run_with_config(
+    config_path: str | None, *, mainnet_confirmed: bool, log_format: str | None = None
+) -> int:
     """Validate, check the key, then hand over to `hip3.service.app.run_bot` under trio."""
     if not config_path:
         _err(f"hip3: no config file: pass --config PATH or set {CONFIG_ENV_VAR}")
@@ -70,7 +72,7 @@ def run_with_config(config_path: str | None, *, mainnet_confirmed: bool) -> int:
 
     from hip3.service.logs import setup_logging
 
-    setup_logging(cfg.logging.level, cfg.logging.json)
+    setup_logging(cfg.logging.level, log_format=log_format or cfg.logging.effective_format)
 
     import trio
 
@@ -170,6 +172,16 @@ def _delegate(name: str, rest: list[str]) -> int:
     return int(result or 0)
 
 
+def add_log_format_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "text", "auto"),
+        default=None,
+        help="log lines as JSON, text, or auto: text on a terminal, JSON otherwise "
+        "(default: [logging] format, itself auto)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hip3", description="Hyperliquid HIP-3 oracle-dislocation taker (Trio)."
@@ -184,6 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--mainnet", action="store_true", help='confirm mode = "trading" on mainnet (real money)'
     )
+    add_log_format_argument(run)
 
     check = commands.add_parser(
         "check-config", help="validate a config and print the effective values (secrets masked)"
@@ -219,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     match args.command:
         case "run":
-            return run_with_config(args.config, mainnet_confirmed=args.mainnet)
+            return run_with_config(args.config, mainnet_confirmed=args.mainnet, log_format=args.log_format)
         case "check-config":
             return check_config(args.path)
         case "reset-hard-stop":

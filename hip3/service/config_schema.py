@@ -163,6 +163,7 @@ Path = Annotated[str, NonEmpty()]
 Mode = Literal["observation", "trading"]
 NetworkName = Literal["mainnet", "testnet"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LogFormatName = Literal["auto", "json", "text"]
 
 #: Effective URLs when `network.*_url` is left empty.
 DEFAULT_URLS: Mapping[str, Mapping[str, str]] = {
@@ -331,7 +332,14 @@ class MetricsConfig:
 @frozen
 class LoggingConfig:
     level: LogLevel = "INFO"
+    #: "auto": JSON lines when stderr is not a terminal (journald, files), text on a terminal.
+    format: LogFormatName = "auto"
+    #: Older switch: true is the same as format = "json".
     json: bool = False
+
+    @property
+    def effective_format(self) -> LogFormatName:
+        return "json" if self.json else self.format
 
 
 @frozen
