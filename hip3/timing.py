@@ -1,7 +1,7 @@
 """Timing hooks for benchmarks: off (None) unless a benchmark installs them.
 
 The WebSocket client calls `on_frame_in` with every inbound frame as soon as the connection hands
-it over, and `on_frame_out` with every outbound frame right after the socket took it; the
+it over, and `on_frame_out` with every outbound frame as it is handed to the connection; the
 detector and the executor call `on_stage` with a stage name as an entry passes it ("signal",
 "executor", "reserved", "signed", "posting"). Off, each costs one attribute read and a
 comparison; nothing in the bot installs them.

@@ -9,6 +9,7 @@ became runnable waits for the scheduler (the lag every other task sees too).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -16,6 +17,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,9 @@ class Recorder:
         self.frames: dict[str, int] = {}
         self.stages: dict[str, list[dict[str, float]]] = {}
         self._stage_at: dict[str, int] = {}
+        self._post_out = False
+        self.socket_writes: dict[str, list[float]] = {}
+        self.watching = False
 
     def frame_in(self, message: str | bytes) -> None:
         now = time.perf_counter_ns()
@@ -62,19 +67,48 @@ class Recorder:
         if MARKS[0] in text or MARKS[1] in text:
             self.trigger_at = now
             self._stage_at = {}
+            self._post_out = False
 
     def stage(self, name: str) -> None:
         if self.trigger_at and name not in self._stage_at:
             self._stage_at[name] = time.perf_counter_ns()
 
     def frame_out(self, message: str | bytes) -> None:
-        now = time.perf_counter_ns()
         text = message if isinstance(message, str) else message.decode(errors="replace")
         if self.trigger_at and text.startswith('{"method":"post"'):
-            self.tick_to_order.setdefault(self.phase, []).append((now - self.trigger_at) / 1000)
-            marks = {"frame in": self.trigger_at, **self._stage_at, "sent": now}
-            self.stages.setdefault(self.phase, []).append({k: v / 1000 for k, v in marks.items()})
-            self.trigger_at = 0
+            self.stage("handed over")
+            self._post_out = True
+
+    def socket_write(self, start: int, end: int) -> None:
+        """The first socket write after the post frame was handed over: its bytes reach the kernel."""
+        if not self._post_out:
+            return
+        self._post_out = False
+        self.tick_to_order.setdefault(self.phase, []).append((start - self.trigger_at) / 1000)
+        self.socket_writes.setdefault(self.phase, []).append((end - start) / 1000)
+        marks = {"frame in": self.trigger_at, **self._stage_at, "to socket": start}
+        self.stages.setdefault(self.phase, []).append({k: v / 1000 for k, v in marks.items()})
+        self.trigger_at = 0
+
+    @contextlib.contextmanager
+    def watching_socket_writes(self) -> Iterator[None]:
+        """Wrap trio's SocketStream.send_all (benchmark only) to stamp when the post's bytes leave."""
+        original = trio.SocketStream.send_all
+        recorder = self
+
+        async def send_all(stream: trio.SocketStream, data: Any) -> None:
+            start = time.perf_counter_ns()
+            try:
+                await original(stream, data)
+            finally:
+                recorder.socket_write(start, time.perf_counter_ns())
+
+        trio.SocketStream.send_all = send_all  # type: ignore[method-assign]
+        self.watching = True
+        try:
+            yield
+        finally:
+            trio.SocketStream.send_all = original  # type: ignore[method-assign]
 
     async def probe_lag(self) -> None:
         while True:
@@ -124,6 +158,8 @@ async def run(triggers: int, burst: float) -> dict[str, Any]:
             cfg = bot_config(first["urls"], master, Path(tmp))
             timing.on_frame_in, timing.on_frame_out = rec.frame_in, rec.frame_out
             timing.on_stage = rec.stage
+            watch = rec.watching_socket_writes()
+            watch.__enter__()
             stopped = trio.Event()
 
             async def bot_task(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
@@ -156,6 +192,8 @@ async def run(triggers: int, burst: float) -> dict[str, Any]:
             result["posted"] = bot.executor.stats.posted if bot.executor is not None else 0
         finally:
             timing.reset()
+            if rec.watching:
+                watch.__exit__(None, None, None)
             proc.terminate()
             with trio.move_on_after(5):
                 await proc.wait()
@@ -167,6 +205,7 @@ async def run(triggers: int, burst: float) -> dict[str, Any]:
     result["lag"] = rec.lag
     result["frames"] = rec.frames
     result["stages"] = rec.stages
+    result["socket_writes"] = rec.socket_writes
     return result
 
 
@@ -182,7 +221,7 @@ async def _lines(stream: Any) -> Any:
             yield line.decode()
 
 
-STAGES = ("frame in", "signal", "executor", "reserved", "signed", "posting", "sent")
+STAGES = ("frame in", "signal", "executor", "reserved", "signed", "posting", "handed over", "to socket")
 
 
 def stage_profile(samples: list[dict[str, float]]) -> str:
@@ -219,6 +258,12 @@ def summary(result: dict[str, Any], burst: float) -> tuple[list[str], bool]:
         stages = result.get("stages", {}).get(phase, [])
         if stages:
             lines.append("  where it goes (p50 / p99 µs): " + stage_profile(stages))
+        writes = result.get("socket_writes", {}).get(phase, [])
+        if writes:
+            lines.append(
+                f"  the socket write itself (after the figure above; on loopback it wakes the exchange "
+                f"process): p50 {percentile(writes, 50):.0f} µs, p99 {percentile(writes, 99):.0f} µs"
+            )
         rts = double.get("round_trips_us", {}).get(phase, [])
         if rts:
             lines.append(

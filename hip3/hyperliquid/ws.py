@@ -293,26 +293,37 @@ class WsSession:
         if not budgeted:
             await self._msg_budget.acquire(1)
         text = orjson.dumps(message).decode()
-        async with self._send_lock:
+        # A free lock is taken without a pass through the scheduler (a pass lets every other
+        # ready task, the reader included, run before the frame leaves).
+        try:
+            self._send_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._send_lock.acquire()
+        try:
             if conn is not self._conn:
                 raise NotConnected("the connection went down before sending")
+            hook = timing.on_frame_out
+            if hook is not None:
+                hook(text)
             try:
                 await conn.send_message(text)
             except Exception as exc:
                 self._drop(f"send failed: {type(exc).__name__}: {exc}")
                 raise ConnectionLost(f"send failed: {type(exc).__name__}") from None
-        hook = timing.on_frame_out
-        if hook is not None:
-            hook(text)
+        finally:
+            self._send_lock.release()
         self._last_out = trio.current_time()
 
     async def _post(self, kind: str, payload: Any) -> PostReply:
         if self._conn is None:
             raise NotConnected("not connected")
-        with trio.move_on_after(self._post_timeout) as slot_wait:
-            await self._post_slots.acquire()
-        if slot_wait.cancelled_caught:
-            raise PostNotSent(f"no free post slot within {self._post_timeout:g} s")
+        try:
+            self._post_slots.acquire_nowait()  # the usual case, without a pass through the scheduler
+        except trio.WouldBlock:
+            with trio.move_on_after(self._post_timeout) as slot_wait:
+                await self._post_slots.acquire()
+            if slot_wait.cancelled_caught:
+                raise PostNotSent(f"no free post slot within {self._post_timeout:g} s") from None
         try:
             with trio.move_on_after(self._post_timeout) as budget_wait:
                 await self._msg_budget.acquire(1)
