@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import trio
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -231,6 +231,8 @@ class BotCollector(Collector):
 def bot_registry(bot: Bot, loop_lag: Histogram) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BotCollector(bot, loop_lag))
+    # process_start_time_seconds (restarts), resident memory, CPU, open files: read from /proc when scraped
+    ProcessCollector(registry=registry)
     return registry
 
 

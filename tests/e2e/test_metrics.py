@@ -76,6 +76,7 @@ async def test_metrics_scraped_during_a_round_trip(
             age = value(got, "hip3_feed_bbo_age_seconds", market=TSLA)
             assert age is not None and 0 <= age < 10
             assert value(got, "hip3_orders_total", outcome="posted") == 0
+            assert (value(got, "process_start_time_seconds") or 0) > 0  # restarts show as changes
 
             # A book with no asks: the mark/mid gate has no mid to compare with and blocks the market.
             sim.engine.set_book("TSLA", bids=[(market.bid, market.size)], asks=[])
