@@ -42,6 +42,7 @@ from hip3.service.config_schema import parse_listen
 from hip3.service.journal import Journal, JournalUnusable, prepare_journal
 from hip3.service.keys import KeyLoadError, SecretKey, load_signing_key
 from hip3.service.metrics import bot_registry, run_loop_lag_probe, serve_metrics
+from hip3.service.recovery import Recovered, RecoveryFailed, count_in_daily_loss, settle_orders_in_doubt
 from hip3.service.sdnotify import Notifier, notifier_from_env, run_service_notify, watchdog_interval
 from hip3.strategy.detector import DetectorParams
 from hip3.strategy.gates import GateParams
@@ -421,6 +422,9 @@ async def _startup_sync(
     dex = bot.cfg.markets.dex
     if not await _cancel_orphans(bot, info, user, key, nonces):
         return False
+    recovered = await _settle_previous_run(bot, info, user)
+    if recovered is None:
+        return False
     try:
         fence = await handle.begin_fetch()
         state = await info.clearinghouse_state(user, dex)
@@ -432,8 +436,49 @@ async def _startup_sync(
     view = handle.view()
     held = ", ".join(f"{m} {p.size} @ {p.entry_px}" for m, p in sorted(view.positions.items())) or "none"
     log.info("positions at startup (dex %s, account value %s): %s", dex, state.account_value, held)
+    if bot.journal is not None:
+        bot.journal.note(
+            "restart",
+            "",
+            {
+                "in_doubt": recovered.in_doubt,
+                "resolved": recovered.resolved,
+                "fills_found": len(recovered.new_fills),
+                "positions": {str(m): str(p.size) for m, p in sorted(view.positions.items())},
+                "note": f"journal was corrupt, moved to {bot.journal.moved_aside}"
+                if bot.journal.moved_aside
+                else "",
+            },
+        )
     bot.ready.on_positions_synced()
     return True
+
+
+async def _settle_previous_run(bot: Bot, info: InfoClient, user: str) -> Recovered | None:
+    """Settle the orders the journal says may have been in flight; None: do not trade."""
+    executor = params_from(ExecutorParams, bot.cfg.executor, bot.cfg.exits)
+    if bot.journal is None:
+        return Recovered(0, {}, [])
+    if bot.journal.moved_aside is not None:
+        # Which orders were in flight is lost with the old file: give any of them time to land
+        # before positions are read.
+        log.warning(
+            "journal was replaced: waiting %g s before reading positions", executor.unknown_oid_grace_secs
+        )
+        await trio.sleep(executor.unknown_oid_grace_secs)
+    try:
+        recovered = await settle_orders_in_doubt(
+            bot.journal,
+            info,
+            user,
+            grace_ms=int(executor.unknown_oid_grace_secs * 1000),
+            timeout_secs=executor.resolve_timeout_secs,
+        )
+    except RecoveryFailed as exc:
+        log.error("%s; not trading", exc)
+        return None
+    count_in_daily_loss(recovered.new_fills, bot.hard_stop)
+    return recovered
 
 
 #: A cancel answered with this error found the order already gone: the goal is met.

@@ -165,7 +165,7 @@ async def test_entry_on_a_dislocation_then_exit_on_mark_regression(
     with sqlite3.connect(tmp_path / "journal.sqlite3") as db:
         kinds = [k for (k,) in db.execute("SELECT kind FROM records ORDER BY id")]
         journaled_fills = db.execute("SELECT side, sz, px, fee FROM fills ORDER BY time_ms, tid").fetchall()
-    assert kinds == ["signal", "position_opened", "position_closed"]
+    assert kinds == ["restart", "signal", "position_opened", "position_closed"]
     # the exchange's fills, as it reported them, fee included
     sim_fills = sim.engine.fills(accounts.master)
     assert journaled_fills == [(f["side"], f["sz"], f["px"], f["fee"]) for f in sim_fills]

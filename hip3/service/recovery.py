@@ -1,0 +1,159 @@
+"""After a crash: find out what became of the orders the previous run may have had in flight.
+
+The journal holds a row for every order written before it was sent (write-ahead). At startup,
+after orphaned resting orders are cancelled and before positions are read from the exchange,
+every recent order without a final outcome is looked up by its cloid (orderStatus), never sent
+again: a final status settles it; "unknownOid" settles it as never executed once enough time
+has passed since it was written that it can no longer be on its way. Orders that filled have
+their fills fetched (userFillsByTime) into the journal, and the realized PnL and fees of fills
+the journal did not have yet go to the hard stop's daily loss. Only then are positions adopted,
+so they include whatever those orders did.
+
+If an order cannot be settled within the time allowed (the exchange does not answer), the start
+fails (exit 1, systemd retries) rather than trading with an order of unknown fate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Protocol
+
+import attrs
+import trio
+
+from hip3.hyperliquid.events import Fill, OrderStatusResult
+from hip3.service.journal import LIVE_ORDER_STATUSES, Journal, SentOrder, wall_clock_ms
+
+log = logging.getLogger(__name__)
+
+#: Orders written this long before the previous run's newest one were settled by that run (its
+#: own resolution takes a minute at most) or show in the positions a restart adopts anyway.
+IN_DOUBT_WINDOW_MS = 10 * 60_000
+#: The fill query starts this long before the oldest order in doubt (exchange vs local clock).
+FILL_WINDOW_MARGIN_MS = 60_000
+
+
+class OrderLookup(Protocol):
+    async def order_status(self, user: str, oid_or_cloid: int | str) -> OrderStatusResult: ...
+
+    async def user_fills_by_time(self, user: str, start_ms: int, end_ms: int | None = None) -> list[Fill]: ...
+
+
+class PnlSink(Protocol):
+    def record_pnl(self, realized: Decimal, fees: Decimal, day: date, now: float | None = None) -> bool: ...
+
+
+@attrs.frozen
+class Recovered:
+    in_doubt: int
+    resolved: dict[str, str]  # cloid -> final status ("unknownOid": never executed)
+    new_fills: list[Fill]
+
+
+class RecoveryFailed(Exception):
+    """Some orders in doubt could not be settled; the message names them."""
+
+
+async def settle_orders_in_doubt(
+    journal: Journal,
+    info: OrderLookup,
+    user: str,
+    *,
+    grace_ms: int,
+    timeout_secs: float,
+    poll_secs: float = 0.5,
+    now_ms: Callable[[], int] = wall_clock_ms,
+) -> Recovered:
+    """Settle every order the journal has in doubt; raises `RecoveryFailed` past `timeout_secs`."""
+    doubt = journal.orders_in_doubt(IN_DOUBT_WINDOW_MS)
+    if not doubt:
+        return Recovered(0, {}, [])
+    log.warning(
+        "%d orders of the previous run may have been in flight: %s",
+        len(doubt),
+        ", ".join(f"{o.cloid} ({o.market} {o.side} {o.size}, {o.reason})" for o in doubt),
+    )
+    open_ = {o.cloid: o for o in doubt}
+    resolved: dict[str, str] = {}
+    filled: list[SentOrder] = []
+    with trio.move_on_after(timeout_secs):
+        while open_:
+            for cloid, order in list(open_.items()):
+                status = await _status(info, user, cloid)
+                if status is None:
+                    continue
+                final = _final_status(status, order, now_ms(), grace_ms)
+                if final is None:
+                    continue
+                resolved[cloid] = final
+                del open_[cloid]
+                if (
+                    status.known
+                    and status.orig_sz is not None
+                    and status.sz is not None
+                    and status.orig_sz > status.sz
+                ):
+                    filled.append(order)
+                elif final == "filled":
+                    filled.append(order)
+            if open_:
+                await trio.sleep(poll_secs)
+    for cloid, status_text in resolved.items():
+        journal.add_order_event(cloid, status_text, final=True, source="recovery")
+    if open_:
+        raise RecoveryFailed(
+            f"{len(open_)} orders of the previous run could not be settled within {timeout_secs:g} s "
+            f"(orderStatus gave no final answer): {', '.join(sorted(open_))}"
+        )
+    new_fills = await _fetch_fills(journal, info, user, filled) if filled else []
+    for cloid, status_text in resolved.items():
+        log.info("order %s of the previous run: %s", cloid, _describe(status_text))
+    return Recovered(len(doubt), resolved, new_fills)
+
+
+def _describe(status: str) -> str:
+    return "never executed (unknown to the exchange)" if status == "unknownOid" else status
+
+
+def _final_status(status: OrderStatusResult, order: SentOrder, now: int, grace_ms: int) -> str | None:
+    if status.known:
+        if status.status is None or status.status in LIVE_ORDER_STATUSES:
+            return None  # still open: the orphan cancel will end it; ask again
+        return status.status
+    # Unknown right after it was written: it may still be on its way (kill -9 leaves the socket's
+    # buffered bytes to the kernel). Unknown after the grace: it never reached the exchange.
+    return "unknownOid" if now - order.sent_ms >= grace_ms else None
+
+
+async def _status(info: OrderLookup, user: str, cloid: str) -> OrderStatusResult | None:
+    try:
+        return await info.order_status(user, cloid)
+    except Exception as exc:  # a failed query is no answer; asked again until the deadline
+        log.warning("orderStatus for %s failed: %s", cloid, exc)
+        return None
+
+
+async def _fetch_fills(journal: Journal, info: OrderLookup, user: str, orders: list[SentOrder]) -> list[Fill]:
+    cloids = {o.cloid for o in orders}
+    since = min(o.sent_ms for o in orders) - FILL_WINDOW_MARGIN_MS
+    try:
+        fills = await info.user_fills_by_time(user, since)
+    except Exception as exc:
+        # Positions are still adopted from the exchange; only the journal's copy and the daily
+        # loss miss these fills, and the userFills snapshot after subscribing fills the journal in.
+        log.warning(
+            "userFillsByTime after restart failed (%s): fills of %s not journaled now", exc, sorted(cloids)
+        )
+        return []
+    mine = [f for f in fills if f.cloid is not None and str(f.cloid) in cloids]
+    return journal.add_fills(mine)
+
+
+def count_in_daily_loss(fills: list[Fill], hard_stop: PnlSink) -> None:
+    """The previous run never saw these fills: their PnL and fees count towards the day's loss."""
+    for f in fills:
+        day = datetime.fromtimestamp(f.time / 1000, UTC).date()
+        hard_stop.record_pnl(f.closed_pnl, f.fee, day)
