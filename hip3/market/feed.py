@@ -170,7 +170,7 @@ class Feed:
             return
         # From just before the link went down: the margin covers fills sent while the link was
         # already dead but not yet detected. Never from the last fill ever seen: that can be hours
-        # old, older than the tracker's tid memory, and would replay forgotten fills (review R1).
+        # old, older than the tracker's tid memory, and would replay forgotten fills.
         since = (self.gap_start_ms if self.gap_start_ms is not None else self.now_ms()) - CATCH_UP_MARGIN_MS
         fills = await self._fetch_all_since(since)
         if fills:

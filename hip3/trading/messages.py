@@ -106,7 +106,6 @@ class PositionView:
     size: Decimal  # signed: > 0 long, < 0 short; never 0 (flat markets are absent)
     entry_px: Decimal
     opened_at: float
-    entry_edge_bps: Decimal | None = None
 
     @property
     def side(self) -> Side:

@@ -200,7 +200,7 @@ def test_flatten_terms_stay_marketable() -> None:
     assert not isinstance(long, DropReason)
     assert (long.side, long.size, long.limit_px) == (Side.SELL, D("1.5"), D("248.75"))
     short = flatten_terms(spec, D("-2"), bbo(TSLA, "249.90", "250.01"), None, D(50))
-    # Buy from the ask: 250.01 × 1.005 = 251.26005 -> UP onto the grid = 251.27 (7.C item 14)
+    # Buy from the ask: 250.01 × 1.005 = 251.26005 -> UP onto the grid = 251.27 (so the flatten stays marketable)
     assert not isinstance(short, DropReason)
     assert (short.side, short.size, short.limit_px) == (Side.BUY, D("2"), D("251.27"))
     # Sell: 123.456 × 0.995 = 122.83872 -> DOWN = 122.83
@@ -337,7 +337,7 @@ async def test_ws_post_failures_are_unknown(autojump_clock: Any, exc: Exception)
         await h.signal(signal(TSLA, Side.BUY, "250", "1"))
         ((cloid, result),) = h.tracker.results
         assert isinstance(result, PostUnknown)
-        # "unknownOid" right after the loss may mean "not in a block yet": not an answer yet (R10)
+        # "unknownOid" right after the loss may mean "not in a block yet": not an answer yet
         assert h.tracker.resolved == [] and cloid in h.tracker.reservations
         await trio.sleep(ExecutorParams().unknown_oid_grace_secs + 10)
         assert h.tracker.resolved == [(cloid, OrderNotFound(cloid))]
@@ -395,7 +395,8 @@ async def test_action_err_and_order_error_release_and_classify(autojump_clock: A
         assert h.tracker.reservations == {}
         h.ws.respond = lambda body: PostError("Error parsing JSON into valid websocket request")
         await h.signal(signal(TSLA, Side.BUY, "250", "1"))
-        # An error reply to a post is not a refusal (R3): resolved by orderStatus, then released.
+        # An error reply to a post is not a refusal (it mirrors an HTTP error status): resolved by
+        # orderStatus, then released.
         assert len(h.tracker.reservations) == 1
         await trio.sleep(ExecutorParams().unknown_oid_grace_secs + 10)
         assert h.tracker.reservations == {}
@@ -1026,7 +1027,7 @@ async def test_against_the_simulator_full_pipeline_with_faults(tmp_path: Path) -
 
 
 async def test_a_stale_flatten_chased_by_the_sweep_keeps_its_market_and_flag(autojump_clock: Any) -> None:
-    # Review R6: the sweep resolves an order whose post handling died; it must still count a
+    # The sweep resolves an order whose post handling died; it must still count a
     # flatten's outcome for the hard stop, which needs the market and the reduce-only flag.
     params = ExecutorParams(post_timeout_secs=5, resolve_timeout_secs=60)
     async with running(params) as h:
@@ -1049,3 +1050,22 @@ async def test_a_stale_flatten_chased_by_the_sweep_keeps_its_market_and_flag(aut
         await trio.sleep(70)
         assert (cloid, order_status_report(cloid, h.info.status_answers[0])) in h.tracker.resolved
         assert [m for m, _ in h.hard_stop.flatten_failures] == [TSLA]
+
+
+@pytest.mark.parametrize("exc", [PostTimeout("no reply"), ConnectionLost("dropped")])
+async def test_an_unknown_oid_right_after_a_lost_post_keeps_the_reservation(
+    autojump_clock: Any, exc: Exception
+) -> None:
+    """Right after a timeout or a dropped link the order may still be queued (a slow exchange, the
+    frame in flight): an immediate `unknownOid` is not an outcome, or the order could fill after its
+    reservation was freed for another entry (rule 6)."""
+    async with running() as h:
+        h.ws.raise_exc = exc
+        h.info.status_answers = [
+            OrderStatusResult(known=False),  # not in a block yet
+            OrderStatusResult(known=True, status="filled", sz=D(0), orig_sz=D(1)),
+        ]
+        await h.signal(signal(TSLA, Side.BUY, "250", "1"))
+        ((cloid, result),) = h.tracker.results
+        assert isinstance(result, PostUnknown)
+        assert cloid in h.tracker.reservations

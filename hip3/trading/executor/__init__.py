@@ -1,7 +1,8 @@
 """The executor: signal → round → Reserve at the tracker → sign once → post → outcome to the tracker.
 
 `pricing` (pure order terms), `signer` (one signed body per order), `transport` (WS post with HTTP
-fallback, never re-sent), `task` (the `Executor` and `run_executor`).
+fallback, never re-sent), `resolution` (settling unknown outcomes by asking, never re-sending),
+`task` (the `Executor` and `run_executor`).
 """
 
 from hip3.trading.executor.pricing import (

@@ -3,7 +3,7 @@
 Entries: price = best price moved by at most `max_slippage_bps` in the paying direction, rounded
 *towards* the book (a buy rounds down, a sell up) so the slippage bound always holds.
 Flattens: price = touch moved by `flatten_slippage_bps` in the paying direction, rounded *away*
-from the book (a sell rounds down, a buy up) so the order stays marketable (7.C item 14).
+from the book (a sell rounds down, a buy up) so the order stays marketable.
 """
 
 from __future__ import annotations

@@ -24,10 +24,11 @@ from attrs import frozen
 from hip3 import timing
 from hip3.core import Cloid, MarketKey, MarketSpec, Side
 from hip3.histogram import Histogram
-from hip3.hyperliquid.events import ActionErr, ActionOk, Fill, OrderStatusResult, PostError
+from hip3.hyperliquid.events import ActionErr, ActionOk, PostError
 from hip3.market.cells import MarketSource
-from hip3.trading.edge import fill_reports, order_status_report, post_outcome
+from hip3.trading.edge import post_outcome
 from hip3.trading.executor.pricing import DropReason, OrderTerms, entry_terms, flatten_terms
+from hip3.trading.executor.resolution import OrderInfo, Resolver, ResolveTiming, SentOrder
 from hip3.trading.executor.signer import OrderSigner
 from hip3.trading.executor.transport import ActionPoster, ExchangePoster, SendOutcome, send_action
 from hip3.trading.messages import (
@@ -51,13 +52,6 @@ from hip3.trading.reports import (
 )
 
 log = logging.getLogger(__name__)
-
-#: orderStatus values that mean the order may still execute.
-LIVE_STATUSES = frozenset({"open", "triggered"})
-#: How long the executor remembers what it sent, for chasing stale reservations.
-SENT_MEMORY_SECS = 6 * 3600.0
-#: How far before the post the fill catch-up window starts (exchange vs local clock skew).
-FILL_WINDOW_MARGIN_MS = 60_000
 
 
 @frozen
@@ -136,14 +130,6 @@ class ReadyLike(Protocol):
     def is_ready(self) -> bool: ...
 
     def why_not(self) -> str: ...
-
-
-class OrderInfo(Protocol):
-    """The info client as the executor sees it (settling unknown posts)."""
-
-    async def order_status(self, user: str, oid_or_cloid: int | str) -> OrderStatusResult: ...
-
-    async def user_fills_by_time(self, user: str, start_ms: int, end_ms: int | None = None) -> list[Fill]: ...
 
 
 class InfoAndExchange(OrderInfo, ExchangePoster, Protocol):
@@ -237,11 +223,23 @@ class Executor:
         self.stats = ExecutorStats()
         self.rate = RateLimiter(params.max_orders_per_second)
         self.entries_stopped = False
-        self.resolving: set[Cloid] = set()
         self.in_flight: set[Cloid] = set()
-        # What the sweep needs to chase an order it finds stale: market, reduce-only, wall ms sent.
-        # Forgotten by age (SENT_MEMORY_SECS), never cleared at once.
-        self.sent: dict[Cloid, tuple[MarketKey, bool, int]] = {}
+        self.resolver = Resolver(
+            tracker=tracker,
+            info=info,
+            user=user,
+            hard_stop=hard_stop,
+            timing=ResolveTiming(
+                resolve_timeout_secs=params.resolve_timeout_secs,
+                post_timeout_secs=params.post_timeout_secs,
+                poll_initial_secs=params.resolve_poll_initial_secs,
+                poll_max_secs=params.resolve_poll_max_secs,
+                unknown_oid_grace_secs=params.unknown_oid_grace_secs,
+            ),
+            now_ms=now_ms,
+            on_resolved=self._count_resolved,
+            on_abandoned=self._count_abandoned,
+        )
         self._block_reason: str | None = None
         self._nursery: trio.Nursery | None = None
         if info is None:
@@ -258,7 +256,13 @@ class Executor:
     @property
     def busy(self) -> bool:
         """True while a post or a resolution is under way."""
-        return bool(self.in_flight or self.resolving)
+        return bool(self.in_flight or self.resolver.resolving)
+
+    def _count_resolved(self) -> None:
+        self.stats.resolved += 1
+
+    def _count_abandoned(self) -> None:
+        self.stats.abandoned += 1
 
     # -- entries ---------------------------------------------------------------------------
 
@@ -433,16 +437,21 @@ class Executor:
         self.in_flight.add(order.cloid)
         self._nursery.start_soon(self._post, order, body)
 
+    def _about_to_send(self, order: _Order) -> SentOrder:
+        """The one point just before a signed order leaves: from here on it may be at the exchange."""
+        sent = SentOrder(order.cloid, order.market, order.reduce_only, self.now_ms())
+        self.resolver.remember(sent)
+        if timing.on_stage is not None:
+            timing.on_stage("posting")
+        # No log line before the send (it would delay the order): every outcome below logs the
+        # order with its result.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("posting %s", order.describe())
+        return sent
+
     async def _post(self, order: _Order, body: dict[str, Any]) -> None:
-        sent_ms = self.now_ms()
-        self.sent[order.cloid] = (order.market, order.reduce_only, sent_ms)
         try:
-            if timing.on_stage is not None:
-                timing.on_stage("posting")
-            # No log line before the send (it would delay the order): every outcome below logs the
-            # order with its result.
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("posting %s", order.describe())
+            sent_order = self._about_to_send(order)
             started = trio.current_time()
             sent = await send_action(
                 body,
@@ -457,23 +466,23 @@ class Executor:
                 latency.observe(trio.current_time() - started)
             if sent.via == "http":
                 self.stats.posted_http += 1
-            await self._outcome(order, sent.outcome, sent_ms)
+            await self._outcome(order, sent.outcome, sent_order)
         except Exception:
             # Never crash the executor; the reservation stays counted and the sweep chases it.
             log.exception("order %s: handling its outcome failed", order.describe())
         finally:
             self.in_flight.discard(order.cloid)
 
-    async def _outcome(self, order: _Order, outcome: SendOutcome, sent_ms: int) -> None:
+    async def _outcome(self, order: _Order, outcome: SendOutcome, sent_order: SentOrder) -> None:
         now = trio.current_time()
         match outcome:
             case ActionOk(statuses=statuses) if statuses:
                 reported = post_outcome(statuses[0])
                 await self.tracker.post_result(order.cloid, reported)
-                await self._order_status(order, reported, now, sent_ms)
+                await self._order_status(order, reported, now, sent_order)
             case ActionOk():
                 # An order action answered with no status: we can't tell what happened.
-                await self._unknown(order, PostUnknown("answer carried no order status"), sent_ms)
+                await self._unknown(order, PostUnknown("answer carried no order status"), sent_order)
             case ActionErr(message=message):
                 await self.tracker.post_result(order.cloid, PostRefused(message))
                 log.warning("order %s refused: %s", order.describe(), message)
@@ -482,9 +491,9 @@ class Executor:
                 # It still counts as a rejection, so a systematic error latches the hard stop; but
                 # the action may have reached the matching engine, so the outcome is unknown.
                 self._reject(order, message, now)
-                await self._unknown(order, PostUnknown(f"post answered with an error: {message}"), sent_ms)
+                await self._unknown(order, PostUnknown(f"post answered with an error: {message}"), sent_order)
             case PostUnknown():
-                await self._unknown(order, outcome, sent_ms)
+                await self._unknown(order, outcome, sent_order)
             case NotSent(reason=reason):
                 self.stats.not_sent += 1
                 await self.tracker.post_result(order.cloid, outcome)
@@ -492,7 +501,9 @@ class Executor:
                 if order.reduce_only:
                     self.hard_stop.record_flatten_failure(order.market, f"not sent: {reason}")
 
-    async def _order_status(self, order: _Order, reported: PostOutcome, now: float, sent_ms: int) -> None:
+    async def _order_status(
+        self, order: _Order, reported: PostOutcome, now: float, sent_order: SentOrder
+    ) -> None:
         match reported:
             case PostFilled(total_sz=total, avg_px=avg):
                 self.stats.filled += 1
@@ -510,7 +521,7 @@ class Executor:
             case PostUnknown(reason=reason):
                 # Not an IOC answer we model: find out from the exchange, as for an unknown post.
                 log.warning("order %s: %s; resolving by orderStatus", order.describe(), reason)
-                self._start_resolve(order, sent_ms)
+                self._start_resolve(sent_order)
             case NotSent():
                 pass
 
@@ -523,142 +534,22 @@ class Executor:
         if order.reduce_only:
             self.hard_stop.record_flatten_failure(order.market, message)
 
-    async def _unknown(self, order: _Order, unknown: PostUnknown, sent_ms: int) -> None:
+    async def _unknown(self, order: _Order, unknown: PostUnknown, sent_order: SentOrder) -> None:
         self.stats.unknown += 1
         log.warning(
             "order %s: outcome unknown (%s); resolving by orderStatus", order.describe(), unknown.reason
         )
         await self.tracker.post_result(order.cloid, unknown)
-        self._start_resolve(order, sent_ms)
+        self._start_resolve(sent_order)
 
-    def _start_resolve(self, order: _Order, sent_ms: int) -> None:
-        if order.cloid in self.resolving or self._nursery is None:
-            return
-        self.resolving.add(order.cloid)
-        self._nursery.start_soon(self._resolve, order.cloid, order.market, order.reduce_only, sent_ms, False)
-
-    async def _resolve(
-        self, cloid: Cloid, market: MarketKey | None, reduce_only: bool, sent_ms: int, from_sweep: bool
-    ) -> None:
-        """Poll orderStatus by cloid until a final answer; past the deadline, feed fills and give up.
-
-        Never re-signs or re-sends the order (rule 6): the reservation stays counted until the
-        tracker has the final answer and the fills, or until it is abandoned (resync repairs).
-        """
-        try:
-            await self._resolve_inner(cloid, market, reduce_only, sent_ms, from_sweep)
-        except Exception:
-            log.exception("order %s: resolution failed; the stale sweep will retry", cloid)
-        finally:
-            self.resolving.discard(cloid)
-
-    async def _resolve_inner(
-        self, cloid: Cloid, market: MarketKey | None, reduce_only: bool, sent_ms: int, from_sweep: bool
-    ) -> None:
-        start = trio.current_time()
-        deadline = start + self.params.resolve_timeout_secs
-        delay = self.params.resolve_poll_initial_secs
-        while trio.current_time() < deadline:
-            status = await self._query_status(cloid, deadline)
-            # Right after a lost post the order may still be on its way to a block: "unknownOid"
-            # means "never executed" only once the grace has passed (review R10).
-            # (A reservation found by the stale sweep was posted long ago: no grace needed.)
-            unknown_is_final = from_sweep or trio.current_time() - start >= self.params.unknown_oid_grace_secs
-            if status is not None and (
-                (status.known and status.status not in LIVE_STATUSES)
-                or (not status.known and unknown_is_final)
-            ):
-                await self._resolved(cloid, market, reduce_only, sent_ms, status)
-                if from_sweep and cloid in await self.tracker.stale_reservations(0.0):
-                    # Resolved before, and still open: the fills never came. Stop blocking the market.
-                    await self._abandon(cloid, market, reduce_only, "final but its fills never arrived")
-                return
-            await trio.sleep(max(0.0, min(delay, deadline - trio.current_time())))
-            delay = min(delay * 2, self.params.resolve_poll_max_secs)
-        await self._feed_fills(cloid, sent_ms)
-        await self._abandon(
-            cloid, market, reduce_only, f"unresolved after {self.params.resolve_timeout_secs:g} s"
-        )
-
-    async def _resolved(
-        self,
-        cloid: Cloid,
-        market: MarketKey | None,
-        reduce_only: bool,
-        sent_ms: int,
-        status: OrderStatusResult,
-    ) -> None:
-        report = order_status_report(cloid, status)
-        if report is not None:
-            await self.tracker.order_resolved(report)
-        self.stats.resolved += 1
-        what = status.status if status.known else "unknownOid (never executed)"
-        log.info("order %s resolved: %s", cloid, what)
-        filled = status.known and (
-            status.status == "filled"
-            or (status.orig_sz is not None and status.sz is not None and status.orig_sz > status.sz)
-        )
-        if filled:
-            # The tracker needs the fills themselves (size and price); the stream may be down.
-            await self._feed_fills(cloid, sent_ms)
-        if reduce_only and market is not None:
-            if filled:
-                self.hard_stop.record_flatten_success(market)
-            else:
-                self.hard_stop.record_flatten_failure(market, f"resolved {what}")
-
-    async def _query_status(self, cloid: Cloid, deadline: float) -> OrderStatusResult | None:
-        if self.info is None:
-            return None
-        try:
-            with trio.move_on_after(max(0.0, deadline - trio.current_time())):
-                return await self.info.order_status(self.user, str(cloid))
-        except Exception as exc:
-            log.warning("orderStatus for %s failed: %s", cloid, exc)
-        return None
-
-    async def _feed_fills(self, cloid: Cloid, sent_ms: int) -> None:
-        """Hand this order's fills from userFillsByTime to the tracker (tid de-duplication makes it safe)."""
-        if self.info is None:
-            return
-        try:
-            with trio.move_on_after(max(1.0, self.params.post_timeout_secs * 2)):
-                fills = await self.info.user_fills_by_time(self.user, sent_ms - FILL_WINDOW_MARGIN_MS)
-                mine = tuple(f for f in fills if f.cloid == cloid)
-                if mine:
-                    await self.tracker.report_fills(fill_reports(mine))
-                    log.info("order %s: %d fills found by userFillsByTime", cloid, len(mine))
-        except Exception as exc:
-            log.warning("userFillsByTime for %s failed: %s", cloid, exc)
-
-    async def _abandon(self, cloid: Cloid, market: MarketKey | None, reduce_only: bool, reason: str) -> None:
-        log.error(
-            "order %s abandoned: %s; its reservation stays counted until a resync after this settles it",
-            cloid,
-            reason,
-        )
-        await self.tracker.abandon(cloid, reason)
-        self.stats.abandoned += 1
-        if reduce_only and market is not None:
-            self.hard_stop.record_flatten_failure(market, reason)
+    def _start_resolve(self, sent_order: SentOrder) -> None:
+        if self._nursery is not None:
+            self.resolver.start(self._nursery, sent_order)
 
     async def sweep_stale(self) -> None:
         """Chase reservations nobody is resolving (a post task that died, fills that never came)."""
-        older_than = self.params.resolve_timeout_secs + self.params.post_timeout_secs
-        horizon_ms = self.now_ms() - int(SENT_MEMORY_SECS * 1000)
-        for old in [c for c, (_, _, ms) in self.sent.items() if ms < horizon_ms]:
-            del self.sent[old]
-        for cloid in await self.tracker.stale_reservations(older_than):
-            if cloid in self.resolving or cloid in self.in_flight or self._nursery is None:
-                continue
-            log.warning("stale reservation %s: resolving by orderStatus", cloid)
-            self.resolving.add(cloid)
-            # An order this executor sent keeps its market and flatten flag (review R6), so the
-            # hard stop still counts a flatten's outcome; an unknown one gets a generous fill window.
-            market, reduce_only, sent_ms = self.sent.get(
-                cloid, (None, False, self.now_ms() - int(older_than * 1000))
-            )
-            self._nursery.start_soon(self._resolve, cloid, market, reduce_only, sent_ms, True)
+        if self._nursery is not None:
+            await self.resolver.sweep(self._nursery, self.in_flight)
 
     # -- task --------------------------------------------------------------------------------
 

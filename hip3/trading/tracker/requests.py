@@ -14,7 +14,7 @@ from attrs import frozen
 from hip3.core import Cloid
 from hip3.trading.messages import Correction, PositionEvent, ReserveRequest
 from hip3.trading.reports import AccountSnapshot, FillReport, OrderNotFound, OrderReport, PostOutcome
-from hip3.trading.tracker.book import Tracker
+from hip3.trading.tracker.tracker import Tracker
 
 
 @frozen

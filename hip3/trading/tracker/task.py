@@ -26,7 +26,6 @@ from hip3.trading.messages import (
     ReserveRequest,
 )
 from hip3.trading.reports import AccountSnapshot, FillReport, OrderNotFound, OrderReport, PostOutcome
-from hip3.trading.tracker.book import Tracker
 from hip3.trading.tracker.requests import (
     Abandon,
     ApplySnapshot,
@@ -41,6 +40,7 @@ from hip3.trading.tracker.requests import (
     TrackerRequest,
     apply_request,
 )
+from hip3.trading.tracker.tracker import Tracker
 
 log = logging.getLogger("hip3.trading.tracker.task")
 

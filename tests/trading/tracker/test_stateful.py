@@ -6,7 +6,7 @@ timeout followed by the orderStatus answer), one userFills record per maker leve
 orderUpdate. Steps deliver those messages in any order, repeat fills, take resync snapshots and
 apply them later (fenced), and feed bogus empty snapshots and fills of foreign coins. The executor
 may abandon an executed order whose outcome the tracker does not know yet; some of its messages are
-then lost for good and the rest arrive late, after resyncs (audit findings A1, A2).
+then lost for good and the rest arrive late, after resyncs.
 """
 
 from __future__ import annotations
@@ -285,7 +285,7 @@ class TrackerVsExchange(RuleBasedStateMachine):
     @invariant()
     def the_exchange_never_holds_more_than_the_cap(self) -> None:
         # Independent of the tracker's arithmetic: entries are admitted at px >= 10, so a position the
-        # caps allow is at most CAP / 10. An early release of an abandoned order breaks this (A2).
+        # caps allow is at most CAP / 10. An early release of an abandoned order breaks this.
         for m in ALL:
             assert abs(self.truth[m]) * D(10) <= CAP, (m, self.truth[m])
 

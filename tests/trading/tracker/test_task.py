@@ -121,11 +121,11 @@ async def test_periodic_eviction_runs(autojump_clock):
         await handle.reserve(r)
         await handle.post_result(r.cloid, PostRefused("no match"))
         await handle.report_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10)))
-        assert tracker.tid_count == 1 and tracker.ledger_count == 1
+        assert tracker.tid_count == 1 and tracker.order_count == 1
         await trio.sleep(90)
         assert tracker.tid_count == 1  # not old enough yet
         await trio.sleep(100)
-        assert tracker.tid_count == 0 and tracker.ledger_count == 0
+        assert tracker.tid_count == 0 and tracker.order_count == 0
         nursery.cancel_scope.cancel()
 
 

@@ -4,7 +4,7 @@ A fill reaches the bot on two paths — the post response (`filled {totalSz, avg
 userFills stream (one record per maker match, each with its own `tid`) — in either order, possibly
 repeated. For each cloid we keep what every source has reported and what has been applied to the
 position, and apply only the difference. Nothing here touches positions: the ledger says *how much*
-to apply and at what price; `hip3.trading.tracker.book` applies it.
+to apply and at what price; `hip3.trading.tracker.tracker` applies it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Delta:
 
 
 @define
-class OrderLedger:
+class TrackedOrder:
     """Everything known about one cloid: the reservation, each fill source, and what was applied."""
 
     cloid: Cloid
@@ -152,18 +152,18 @@ class OrderLedger:
 
 
 @define
-class Ledger:
+class Orders:
     """All order ledgers by cloid, evicted by age once finished."""
 
-    entries: dict[Cloid, OrderLedger] = field(factory=dict)
+    entries: dict[Cloid, TrackedOrder] = field(factory=dict)
 
-    def get(self, cloid: Cloid) -> OrderLedger | None:
+    def get(self, cloid: Cloid) -> TrackedOrder | None:
         return self.entries.get(cloid)
 
-    def add(self, entry: OrderLedger) -> None:
+    def add(self, entry: TrackedOrder) -> None:
         self.entries[entry.cloid] = entry
 
-    def open_entries(self) -> Iterator[OrderLedger]:
+    def open_entries(self) -> Iterator[TrackedOrder]:
         return (e for e in self.entries.values() if e.is_open)
 
     def evict(self, before: float) -> int:
@@ -178,7 +178,7 @@ class Ledger:
 
 
 @define
-class TidMemory:
+class TradeMemory:
     """Every applied tid with the trio time it was first seen; bounded by age, never cleared at once."""
 
     seen: dict[int, float] = field(factory=dict)

@@ -8,13 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hip3.core import Cloid, Side
-from hip3.trading.tracker.ledger import Delta, Ledger, OrderLedger, TidMemory
+from hip3.trading.tracker.orders import Delta, Orders, TrackedOrder, TradeMemory
 
 from . import TSLA, D
 
 
-def entry(reserved: object = 10, px: object = 5, **kw: object) -> OrderLedger:
-    return OrderLedger(
+def entry(reserved: object = 10, px: object = 5, **kw: object) -> TrackedOrder:
+    return TrackedOrder(
         cloid=Cloid.random(),
         market=TSLA,
         side=Side.BUY,
@@ -101,7 +101,7 @@ def test_only_finished_or_abandoned_entries_are_absorbable():
     live.record_post_fill(D(2), D(10), 0.0)
     live.take_delta()
     assert live.absorbable(100)
-    foreign = OrderLedger(cloid=Cloid.random(), market=TSLA, side=Side.SELL, created_at=0.0)
+    foreign = TrackedOrder(cloid=Cloid.random(), market=TSLA, side=Side.SELL, created_at=0.0)
     assert not foreign.absorbable(100)  # another client's order may still be resting
 
 
@@ -113,7 +113,7 @@ def test_final_total_is_never_lowered():
 
 
 def test_unreserved_entry_is_never_open():
-    e = OrderLedger(cloid=Cloid.random(), market=TSLA, side=Side.SELL, created_at=0.0)
+    e = TrackedOrder(cloid=Cloid.random(), market=TSLA, side=Side.SELL, created_at=0.0)
     assert not e.is_open and e.pending_notional == 0
 
 
@@ -151,7 +151,7 @@ def test_any_delivery_order_applies_total_at_vwap(levels, data):
 
 
 def test_ledger_evicts_only_finished_and_old():
-    ledger = Ledger()
+    ledger = Orders()
     done, live, recent = entry(), entry(), entry()
     done.mark_final(D(0), 10.0)
     recent.mark_final(D(0), 500.0)
@@ -163,7 +163,7 @@ def test_ledger_evicts_only_finished_and_old():
 
 
 def test_tid_memory_evicts_oldest_first_and_keeps_the_rest():
-    mem = TidMemory()
+    mem = TradeMemory()
     for tid, at in zip(range(10), itertools.count(0.0, 10.0), strict=False):
         mem.add(tid, at)
     mem.add(3, 999.0)  # a repeat keeps the first time

@@ -90,7 +90,7 @@ def test_every_refusal_releases(failure):
 
 
 def test_an_error_reply_to_a_post_keeps_the_reservation():
-    # A WS post error reply mirrors an HTTP error status: the order may have executed (review R3).
+    # A WS post error reply mirrors an HTTP error status: the order may have executed .
     t = make_tracker()
     r = req(TSLA, size=1, px=10)
     grant(t, r)
@@ -153,7 +153,7 @@ def test_second_flatten_denied_bug004():
     assert t.view().flattening_markets == frozenset({TSLA})
     # an entry in a flattening market names the flatten first
     assert denied(t, req(TSLA, Side.BUY, size=1, px=10)) is DenyReason.FLATTEN_IN_PROGRESS
-    # a flatten that did not fill releases the claim (7.C item 1)
+    # a flatten that did not fill releases the claim
     t.apply_post_result(first.cloid, PostRefused("Order could not immediately match"), 1.0)
     assert t.view().flattening_markets == frozenset()
     grant(t, req(TSLA, Side.SELL, size=2, px=9, reduce_only=True))
@@ -406,7 +406,7 @@ def test_order_resolved_terminal_and_open():
 
 
 def test_abandon_keeps_the_reservation_and_logs_error(caplog):
-    # Rule 6 / A2: the executor gave up, but the order may have filled: the reservation stays.
+    # Rule 6: the executor gave up, but the order may have filled: the reservation stays.
     t = make_tracker(per_market=50)
     r = req(TSLA, size=4, px=10)
     grant(t, r)
@@ -475,7 +475,7 @@ def test_snapshot_fenced_before_the_abandonment_does_not_release_it():
 
 
 def test_resync_after_abandonment_corrects_releases_and_absorbs_late_fills():
-    # A1 + A2: the abandoned IOC bought 3 of 4 in two fills; the resync sees the exchange's +3 first.
+    # The abandoned IOC bought 3 of 4 in two fills; the resync sees the exchange's +3 first.
     t = make_tracker()
     r = req(TSLA, size=4, px=10)
     grant(t, r)
@@ -508,7 +508,7 @@ def test_resync_after_abandonment_corrects_releases_and_absorbs_late_fills():
 
 
 def test_late_sell_of_an_abandoned_flatten_does_not_open_a_phantom_short():
-    # A1, flatten variant: the abandoned reduce-only sell closed the long; the resync sees flat
+    # Flatten variant: the abandoned reduce-only sell closed the long; the resync sees flat
     # (twice, as flat needs confirming) and then the sell's fill arrives.
     t = make_tracker()
     open_position(t, TSLA, Side.BUY, 2, 10, now=1.0)
@@ -535,7 +535,7 @@ def test_snapshot_that_agrees_releases_the_abandoned_order_and_publishes():
     grant(t, r)
     t.apply_post_result(r.cloid, PostUnknown("timeout"), 1.0)
     t.abandon(r.cloid, 70.0, "unresolved")
-    # It never filled. An empty snapshot may be bogus (7.C item 17), so one alone releases nothing.
+    # It never filled. An empty snapshot may be bogus, so one alone releases nothing.
     assert t.apply_snapshot(t.begin_fetch(), chs(), 79.0) == []
     assert TSLA in t.view().pending_markets
     seq = t.seq

@@ -1,4 +1,4 @@
-"""Second review: money-path races between the feed's catch-up, the tracker's memory and resync.
+"""Money-path races between the feed's reconnect catch-up, the tracker's fill memory and resync.
 
 Each test states what the exchange holds (worked out by hand from the fills it made) and checks that
 the tracker ends up holding the same once everything has settled.
@@ -118,8 +118,8 @@ class TrackerSink:
 
 
 async def test_a_reconnect_hours_after_the_last_fill_does_not_replay_forgotten_fills() -> None:
-    """R1: the catch-up reaches back to the last fill ever seen (feed.py:141-142), the tracker forgot that
-    fill's tid and ledger after fill_memory_secs (6 h), so the reconnect applies it a second time."""
+    """A catch-up reaching back to the last fill ever seen would replay a fill whose tid and order the
+    tracker forgot after fill_memory_secs (6 h): it starts from the disconnect instead."""
     tracker = make_tracker()
     clocks = Clocks()
     exchange_fills: list[Fill] = []  # what userFillsByTime answers from
@@ -169,8 +169,8 @@ async def test_a_reconnect_hours_after_the_last_fill_does_not_replay_forgotten_f
 
 
 async def test_a_reconnect_hours_after_a_round_trip_does_not_count_its_loss_and_fees_twice() -> None:
-    """R1 with the exits on: the replayed round trip nets to flat, but its loss and fees are counted
-    again, and both feed the daily-loss hard stop (app.py _watch_positions/_watch_fees)."""
+    """The same with the exits on: a replayed round trip nets to flat, but its loss and fees would be
+    counted again, and both feed the daily-loss hard stop."""
     tracker = make_tracker()
     clocks = Clocks()
     exchange_fills: list[Fill] = []
@@ -208,9 +208,9 @@ async def test_a_reconnect_hours_after_a_round_trip_does_not_count_its_loss_and_
 
 
 def test_a_fill_already_in_a_resync_snapshot_is_not_applied_again() -> None:
-    """R2: a fill without a bot reservation (liquidation, ADL, manual trade) that the clearinghouseState
-    snapshot already contains, but that the stream delivers just after the snapshot was applied, is
-    applied a second time: the fence (book.py:557) only covers fills that arrive *before* the snapshot."""
+    """A fill without a bot reservation (liquidation, ADL, manual trade) that the snapshot already
+    contains, delivered by the stream just after the snapshot was applied, must not be applied again:
+    the fence only covers fills that arrive before the snapshot, so the fill's time decides."""
     tracker = make_tracker()
     clocks = Clocks()
     # Startup: the account holds long 2 @ 10.
@@ -246,11 +246,10 @@ def flat_state(time_ms: int) -> ClearinghouseState:
 
 
 def test_a_phantom_position_is_corrected_although_its_flatten_keeps_being_retried() -> None:
-    """R4: the tracker holds long 1, the exchange is flat (the closing fill never reached us). The
-    exits flatten it; the exchange refuses ("Reduce only order would increase position", benign); the
-    exits retry every <= 31 s (exits.py:161-165). Every attempt touches the market (book.py:216), and
-    a flat snapshot is applied only if the market was untouched since the previous one 60 s earlier
-    (book.py:580-591), so the phantom is never corrected."""
+    """The tracker holds long 1, the exchange is flat (the closing fill never reached us). The exits
+    flatten it; the exchange refuses ("Reduce only order would increase position", benign); the exits
+    retry with backoff. A refused flatten must not count as a position change, or the flat snapshot
+    (believed only when two in a row agree) would never correct the phantom."""
     tracker = make_tracker()
     clocks = Clocks()
     tracker.apply_snapshot(
@@ -279,9 +278,8 @@ def test_a_phantom_position_is_corrected_although_its_flatten_keeps_being_retrie
 
 
 async def test_the_catch_up_pages_through_user_fills_by_time() -> None:
-    """R5: userFillsByTime answers at most 2000 fills, oldest first, across every coin and dex of the
-    account (hyperliquid.md §6). The catch-up (feed.py:146) makes one call and then declares READY, so
-    a gap with more fills than that loses the newest ones, ours included."""
+    """userFillsByTime answers at most 2000 fills, oldest first, across every coin and dex of the
+    account: the catch-up pages until a short page, or a gap with more fills would lose the newest."""
     tracker = make_tracker()
     clocks = Clocks()
     exchange_fills: list[Fill] = []
