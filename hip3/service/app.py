@@ -50,7 +50,7 @@ from hip3.strategy.scanner import SignalScanner, run_detector
 from hip3.trading.edge import account_snapshot
 from hip3.trading.executor.signer import L1OrderSigner
 from hip3.trading.executor.task import Executor, ExecutorParams, run_executor
-from hip3.trading.exits import ExitParams, ExitPlanner, run_exits, shutdown_sequence
+from hip3.trading.exits import ExitParams, ExitPlanner, ShutdownOutcome, run_exits, shutdown_sequence
 from hip3.trading.hardstop import HardStop, HardStopParams, is_benign_reject, run_hard_stop_persistence
 from hip3.trading.messages import (
     Correction,
@@ -61,14 +61,16 @@ from hip3.trading.messages import (
     PositionOpened,
     Signal,
 )
-from hip3.trading.resync import ResyncStats, run_resync
+from hip3.trading.resync import ResyncStats, ResyncTrigger, run_resync
 from hip3.trading.tracker import Tracker
 from hip3.trading.tracker.task import TrackerHandle, run_tracker
 
 log = logging.getLogger("hip3.service.app")
 
-#: Exit codes: 0 clean, 1 startup failure (systemd retries), 2 refused by configuration.
-EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_ABORTED = 0, 1, 2, 130
+#: Exit codes: 0 clean, 1 startup failure (systemd retries), 2 refused by configuration,
+#: 3 stopped without knowing the account flat (orders with unknown outcome, or positions left
+#: although flatten_on_shutdown), 130 aborted by a second stop request.
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_NOT_SETTLED, EXIT_ABORTED = 0, 1, 2, 3, 130
 STATUS_INTERVAL_SECS = 10.0
 
 
@@ -124,6 +126,7 @@ class Bot:
     signals_seen: int = 0
     flat_at_exit: bool | None = None
     metrics_address: tuple[str, int] | None = None  # where GET /metrics is served, when on
+    shutdown: ShutdownOutcome | None = None
 
     @property
     def trading(self) -> bool:
@@ -350,6 +353,7 @@ async def _run(
         )
         if bot.trading:
             assert key is not None and user is not None
+            resync_trigger = ResyncTrigger()
             bot.executor = Executor(
                 tracker=handle,
                 cells=bot.cells,
@@ -363,6 +367,7 @@ async def _run(
                 is_benign_reject=is_benign_reject,
                 params=params_from(ExecutorParams, cfg.executor, cfg.exits),
                 write_ahead=bot.journal.order_sending if bot.journal is not None else None,
+                request_resync=resync_trigger.request,
             )
             await nursery.start(run_executor, bot.executor, signals_recv, flattens_recv)
             bot.exits = await nursery.start(
@@ -374,6 +379,7 @@ async def _run(
                     may_run=lambda: bot.ready.connected and bot.ready.caught_up,
                     # Any disconnect or reconnect during the fetch voids the snapshot.
                     link_epoch=lambda: (ws.connections, ws.is_connected, bot.ready.caught_up),
+                    trigger=resync_trigger,
                 ),
                 handle,
                 info,
@@ -396,17 +402,23 @@ async def _run(
         with trio.CancelScope() as shutdown_scope:
             nursery.start_soon(_abort_on_second_request, bot, shutdown_scope)
             if bot.trading and bot.executor is not None:
-                bot.flat_at_exit = await shutdown_sequence(
+                bot.shutdown = await shutdown_sequence(
                     handle,
                     flattens_send,
                     bot.executor,
                     flatten_on_shutdown=cfg.shutdown.flatten_on_shutdown,
                     settle_timeout_secs=cfg.shutdown.settle_timeout_secs,
                 )
+                bot.flat_at_exit = bot.shutdown.flat
         nursery.cancel_scope.cancel()
     bot.hard_stop.flush()  # what the writer task had not written yet
     if bot.abort_requested.is_set():
         return EXIT_ABORTED
+    if bot.shutdown is not None and (
+        bot.shutdown.unresolved or (cfg.shutdown.flatten_on_shutdown and bot.shutdown.positions_left)
+    ):
+        log.error("stopped, but the account is not known to be flat (exit code %d)", EXIT_NOT_SETTLED)
+        return EXIT_NOT_SETTLED
     log.info("stopped cleanly")
     return EXIT_OK
 

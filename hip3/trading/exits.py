@@ -19,7 +19,7 @@ import attrs
 import trio
 from attrs import frozen
 
-from hip3.core import MarketKey
+from hip3.core import Cloid, MarketKey
 from hip3.hyperliquid.events import AssetCtx, Bbo
 from hip3.market.cells import MarketSource
 from hip3.trading.messages import FlattenRequest, PortfolioView, PositionView
@@ -209,6 +209,18 @@ class EntrySwitch(Protocol):
     def stop_entries(self) -> None: ...
 
 
+@frozen
+class ShutdownOutcome:
+    """How shutdown left the account. True (as a bool) only if flat with nothing unknown."""
+
+    flat: bool
+    positions_left: tuple[MarketKey, ...] = ()
+    unresolved: tuple[Cloid, ...] = ()  # orders whose outcome was still unknown at the end
+
+    def __bool__(self) -> bool:
+        return self.flat
+
+
 async def shutdown_sequence(
     tracker: ViewSource,
     flattens: trio.MemorySendChannel[FlattenRequest],
@@ -218,12 +230,15 @@ async def shutdown_sequence(
     settle_timeout_secs: float,
     flatten_timeout_secs: float | None = None,
     resend_interval_secs: float = 1.0,
-) -> bool:
-    """Stop entries, let in-flight orders settle (bounded), optionally flatten; True if flat at the end.
+) -> ShutdownOutcome:
+    """Stop entries, let in-flight orders settle (bounded), optionally flatten; say how it ended.
 
     Every wait is bounded: settling by `settle_timeout_secs`, flattening by `flatten_timeout_secs`
-    (default: the settle timeout). A market whose flatten ended without closing it gets a new
-    request every `resend_interval_secs`; the tracker still admits only one flatten per market.
+    (default: the settle timeout). With `flatten_on_shutdown`, orders still unsettled after the
+    settle wait keep being resolved (by the executor, still running) for the flatten timeout, and
+    whatever position they turn into is flattened too. A market whose flatten ended without closing
+    it gets a new request every `resend_interval_secs`; the tracker still admits only one flatten
+    per market. The account is never called flat while an order's outcome is unknown.
     """
     entries.stop_entries()
     view = tracker.view()
@@ -233,16 +248,18 @@ async def shutdown_sequence(
     view = tracker.view()
     if view.pending_markets:
         log.warning(
-            "shutdown: orders still unsettled after %.1f s in %s",
+            "shutdown: orders still unsettled after %.1f s in %s%s",
             settle_timeout_secs,
             ", ".join(sorted(str(m) for m in view.pending_markets)),
+            "; still resolving them" if flatten_on_shutdown else "",
         )
-    if flatten_on_shutdown and view.positions:
-        log.info("shutdown: flattening %d positions", len(view.positions))
+    if flatten_on_shutdown and (view.positions or view.pending_markets):
+        if view.positions:
+            log.info("shutdown: flattening %d positions", len(view.positions))
         timeout = settle_timeout_secs if flatten_timeout_secs is None else flatten_timeout_secs
         last_sent: dict[MarketKey, float] = {}
         with trio.move_on_after(timeout):
-            while view.positions:
+            while view.positions or view.pending_markets:
                 now = trio.current_time()
                 for market in sorted(view.positions):
                     due = last_sent.get(market, -float("inf")) + resend_interval_secs
@@ -259,10 +276,18 @@ async def shutdown_sequence(
         while view.awaiting_fill_reports:
             view = await tracker.wait_view_change(view.seq)
     view = tracker.view()
-    if view.positions:
-        left = ", ".join(f"{m} {p.size}" for m, p in sorted(view.positions.items()))
+    unresolved = tuple(sorted(view.pending_cloids, key=str))
+    left = tuple(sorted(view.positions))
+    if unresolved:
+        log.error(
+            "shutdown: %d orders unresolved, their outcome is unknown (check them on the exchange): %s",
+            len(unresolved),
+            ", ".join(str(c) for c in unresolved),
+        )
+    if left:
+        held = ", ".join(f"{m} {p.size}" for m, p in sorted(view.positions.items()))
         level = logging.ERROR if flatten_on_shutdown else logging.INFO
-        log.log(level, "shutdown: positions left open: %s", left)
-        return False
-    log.info("shutdown: account is flat")
-    return True
+        log.log(level, "shutdown: positions left open: %s", held)
+    if not unresolved and not left:
+        log.info("shutdown: account is flat")
+    return ShutdownOutcome(flat=not unresolved and not left, positions_left=left, unresolved=unresolved)

@@ -123,6 +123,7 @@ class PortfolioView:
     seq: int = 0
     positions: Mapping[MarketKey, PositionView] = field(factory=dict)
     pending_markets: frozenset[MarketKey] = frozenset()
+    pending_cloids: frozenset[Cloid] = frozenset()  # open reservations (outcome not settled yet)
     flattening_markets: frozenset[MarketKey] = frozenset()
     realized_pnl: Decimal = Decimal(0)
     fees: Decimal = Decimal(0)

@@ -4,6 +4,10 @@ Every `position_resync_interval_secs`: ask the tracker for its sequence fence, f
 clearinghouseState for the dex, hand both back. The tracker corrects a market only if nothing
 happened there since the fence and nothing is pending; a failed fetch changes nothing.
 
+Besides the period, a resync can be requested at once (`ResyncTrigger`): the executor does so when
+the exchange refuses a flatten because the position is not there. Requests are served at most once
+per `MIN_REQUEST_GAP_SECS`.
+
 A resync runs only while the user streams are live and caught up (`may_run`), and its snapshot
 is dropped when the link changed during the fetch (`link_epoch`): while disconnected, fills the
 snapshot already holds would otherwise be applied a second time by the reconnect's catch-up.
@@ -18,12 +22,35 @@ from typing import Protocol
 import attrs
 import trio
 
+from hip3.core import MarketKey
 from hip3.hyperliquid.events import ClearinghouseState
 from hip3.trading.edge import account_snapshot
 from hip3.trading.messages import Correction
 from hip3.trading.reports import AccountSnapshot
 
 log = logging.getLogger(__name__)
+
+MIN_REQUEST_GAP_SECS = 1.0
+
+
+class ResyncTrigger:
+    """Requests for an immediate resync, with the markets that asked (all served by one fetch)."""
+
+    def __init__(self) -> None:
+        self._requested = trio.Event()
+        self.markets: set[MarketKey] = set()
+
+    def request(self, market: MarketKey) -> None:
+        self.markets.add(market)
+        self._requested.set()
+
+    async def wait(self) -> None:
+        await self._requested.wait()
+
+    def take(self) -> set[MarketKey]:
+        markets, self.markets = self.markets, set()
+        self._requested = trio.Event()
+        return markets
 
 
 class FencedTracker(Protocol):
@@ -98,6 +125,7 @@ async def run_resync(
     fetch_timeout: float = 30.0,
     may_run: Callable[[], bool] | None = None,
     link_epoch: Callable[[], object] | None = None,
+    trigger: ResyncTrigger | None = None,
     task_status: trio.TaskStatus[ResyncStats] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Trading mode only (the app does not start it in observation mode); 0 disables it."""
@@ -106,8 +134,17 @@ async def run_resync(
     if interval_secs <= 0:
         log.info("position resync disabled (position_resync_interval_secs = 0)")
         return
+    next_at = trio.current_time() + interval_secs
     while True:
-        await trio.sleep(interval_secs)
+        with trio.move_on_at(next_at):
+            if trigger is None:
+                await trio.sleep_forever()
+            await trigger.wait()
+            await trio.sleep(MIN_REQUEST_GAP_SECS / 2)  # one fetch for a burst of requests
+        requested = trigger.take() if trigger is not None else set()
+        if requested:
+            log.info("position resync requested for %s", ", ".join(sorted(str(m) for m in requested)))
+        next_at = trio.current_time() + interval_secs
         if may_run is not None and not may_run():
             stats.skipped += 1
             log.info("position resync skipped: user streams not live and caught up")
@@ -125,3 +162,5 @@ async def run_resync(
         except Exception:  # a tracker-side failure must not end the task; the next run tries again
             stats.failures += 1
             log.exception("position resync failed")
+        if requested:
+            await trio.sleep(MIN_REQUEST_GAP_SECS)

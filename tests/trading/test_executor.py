@@ -1069,3 +1069,24 @@ async def test_an_unknown_oid_right_after_a_lost_post_keeps_the_reservation(
         ((cloid, result),) = h.tracker.results
         assert isinstance(result, PostUnknown)
         assert cloid in h.tracker.reservations
+
+
+async def test_a_reduce_only_refusal_for_a_missing_position_resyncs_instead_of_counting(
+    autojump_clock: Any,
+) -> None:
+    # The exchange refuses the flatten because the position is not there: the tracker holds a
+    # phantom. That is evidence for a resync of the market, not a failed flatten for the hard stop.
+    requested: list[MarketKey] = []
+    async with running() as h:
+        h.executor.request_resync = requested.append
+        h.tracker.open(TSLA, "1", "250")
+        h.cells.set(TSLA, bbo(TSLA, "250", "250.1"))
+        h.ws.respond = order_error("Reduce only order would increase position. asset=110001")
+        await h.flatten(TSLA)
+        assert h.hard_stop.flatten_failures == []
+        assert requested == [TSLA]
+        # any other refusal still counts
+        h.ws.respond = order_error("Order could not immediately match against any resting orders. asset=1")
+        await h.flatten(TSLA)
+        assert [m for m, _ in h.hard_stop.flatten_failures] == [TSLA]
+        assert requested == [TSLA]

@@ -16,7 +16,7 @@ from hip3.trading.edge import fill_reports
 from hip3.trading.executor import Executor, ExecutorParams, run_executor
 from hip3.trading.exits import ExitParams, exit_reason, run_exits, shutdown_sequence
 from hip3.trading.messages import FlattenRequest, PositionView, ReserveGranted, ReserveRequest, Signal
-from hip3.trading.reports import PostFilled, PostRefused
+from hip3.trading.reports import OrderReport, PostFilled, PostRefused
 from tests.fakes.trading import (
     GOLD,
     SPECS,
@@ -370,4 +370,100 @@ async def test_shutdown_waits_for_the_fee_of_a_fill_known_only_from_its_response
         await shutdown_sequence(handle, send, Switch(), flatten_on_shutdown=False, settle_timeout_secs=5)
         assert trio.current_time() - start == pytest.approx(1, abs=0.01)
         assert handle.view().fees == D("0.09") and not handle.view().awaiting_fill_reports
+        nursery.cancel_scope.cancel()
+
+
+# ---------------------------------------------------------------------------------------------
+# Shutdown while an order's outcome is unknown (the real tracker)
+
+
+def _real_tracker() -> Any:
+    from hip3.trading.tracker import Tracker
+
+    return Tracker(
+        {TSLA.name: TSLA},
+        max_notional_per_market=D(1000),
+        max_total_notional=D(1000),
+        max_concurrent_positions=2,
+    )
+
+
+def _outcome_flat(outcome: Any) -> bool:
+    return bool(outcome.flat) if hasattr(outcome, "flat") else bool(outcome)
+
+
+async def _flatten_by_filling(
+    handle: Any, recv: trio.MemoryReceiveChannel[FlattenRequest], log: list[Any]
+) -> None:
+    """A stand-in executor for flattens: reserve, and fill at 100."""
+    from hip3.trading.messages import ReserveGranted as Granted
+
+    async for req in recv:
+        log.append(req)
+        pos = handle.view().positions.get(req.market)
+        if pos is None:
+            continue
+        cloid = Cloid.random()
+        decision = await handle.reserve(
+            ReserveRequest(
+                cloid, req.market, pos.side.opposite, Size(abs(pos.size)), Price(D(99)), True, req.reason
+            )
+        )
+        if isinstance(decision, Granted):
+            await handle.post_result(cloid, PostFilled(abs(pos.size), D(100), 9))
+
+
+async def test_shutdown_keeps_resolving_an_unknown_entry_and_flattens_what_it_turns_into(
+    autojump_clock: Any,
+) -> None:
+    # SIGTERM while an entry's post got no answer. The settle wait ends with it unresolved and no
+    # position known; 5 s later the resolution finds it filled. Shutdown must not say "flat" at the
+    # settle timeout: it keeps waiting (within its flatten timeout), then flattens the position.
+    from hip3.trading.reports import PostUnknown
+    from hip3.trading.tracker.task import run_tracker
+
+    send, recv = trio.open_memory_channel[FlattenRequest](10)
+    flattens: list[FlattenRequest] = []
+    cloid = Cloid.random()
+    async with trio.open_nursery() as nursery:
+        handle = await nursery.start(run_tracker, _real_tracker())
+        nursery.start_soon(_flatten_by_filling, handle, recv, flattens)
+        await handle.reserve(ReserveRequest(cloid, TSLA, Side.BUY, Size(D(1)), Price(D(100)), False, "entry"))
+        await handle.post_result(cloid, PostUnknown("no answer within 5 s"))
+
+        async def resolved_later() -> None:
+            await trio.sleep(5)
+            await handle.order_resolved(OrderReport(cloid, "filled", D(1), D(0)))
+            await handle.post_result(cloid, PostFilled(D(1), D(100), 7))
+
+        nursery.start_soon(resolved_later)
+        outcome = await shutdown_sequence(
+            handle, send, Switch(), flatten_on_shutdown=True, settle_timeout_secs=2, flatten_timeout_secs=20
+        )
+        assert [f.market for f in flattens] == [TSLA]
+        assert _outcome_flat(outcome) and handle.view().positions == {}
+        nursery.cancel_scope.cancel()
+
+
+async def test_shutdown_that_must_give_up_names_the_unresolved_orders_and_never_says_flat(
+    autojump_clock: Any, caplog: Any
+) -> None:
+    from hip3.trading.reports import PostUnknown
+    from hip3.trading.tracker.task import run_tracker
+
+    send, _recv = trio.open_memory_channel[FlattenRequest](10)
+    cloid = Cloid.random()
+    async with trio.open_nursery() as nursery:
+        handle = await nursery.start(run_tracker, _real_tracker())
+        await handle.reserve(ReserveRequest(cloid, TSLA, Side.BUY, Size(D(1)), Price(D(100)), False, "entry"))
+        await handle.post_result(cloid, PostUnknown("no answer within 5 s"))
+        start = trio.current_time()
+        outcome = await shutdown_sequence(
+            handle, send, Switch(), flatten_on_shutdown=True, settle_timeout_secs=2, flatten_timeout_secs=6
+        )
+        assert trio.current_time() - start <= 2 + 6 + 2 + 0.01  # bounded
+        assert not _outcome_flat(outcome)
+        assert outcome.unresolved == (cloid,)
+        assert "account is flat" not in caplog.text
+        assert str(cloid) in caplog.text and "unresolved" in caplog.text
         nursery.cancel_scope.cancel()

@@ -157,3 +157,23 @@ async def test_a_snapshot_fetched_across_a_disconnect_is_dropped(autojump_clock:
         await trio.sleep(11)
         nursery.cancel_scope.cancel()
     assert tracker.snapshots == [] and stats.skipped == 1 and stats.runs == 0
+
+
+async def test_a_requested_resync_runs_at_once_then_the_period_resumes(autojump_clock: Any) -> None:
+    from hip3.trading.resync import ResyncTrigger
+
+    tracker, info = FakeTracker(), FakeInfo()
+    info.states = [empty_state()]
+    trigger = ResyncTrigger()
+    async with trio.open_nursery() as nursery:
+        stats = await nursery.start(
+            functools.partial(run_resync, trigger=trigger), tracker, info, USER, "xyz", 60
+        )
+        await trio.sleep(5)
+        assert stats.runs == 0
+        trigger.request(TSLA)
+        await trio.sleep(1.5)
+        assert stats.runs == 1  # within a moment, not at the next period
+        await trio.sleep(60)
+        assert stats.runs == 2
+        nursery.cancel_scope.cancel()

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 SENT_MEMORY_SECS = 6 * 3600.0
 #: How far before the post the fill catch-up window starts (exchange vs local clock skew).
 FILL_WINDOW_MARGIN_MS = 60_000
+#: orderStatus word for a reduce-only order refused because there was no position to reduce.
+REDUCE_ONLY_REJECTED = "reduceOnlyRejected"
 
 
 @frozen
@@ -86,6 +88,7 @@ class Resolver:
         now_ms: Callable[[], int],
         on_resolved: Callable[[], None],
         on_abandoned: Callable[[], None],
+        on_missing_position: Callable[[MarketKey, str], bool] | None = None,
     ) -> None:
         self.tracker = tracker
         self.info = info
@@ -95,6 +98,7 @@ class Resolver:
         self.now_ms = now_ms
         self.on_resolved = on_resolved
         self.on_abandoned = on_abandoned
+        self.on_missing_position = on_missing_position
         self.resolving: set[Cloid] = set()
         # Forgotten by age (SENT_MEMORY_SECS), never cleared at once.
         self.sent: dict[Cloid, SentOrder] = {}
@@ -175,7 +179,11 @@ class Resolver:
         if order.reduce_only and order.market is not None:
             if filled:
                 self.hard_stop.record_flatten_success(order.market)
-            else:
+            elif not (
+                status.status == REDUCE_ONLY_REJECTED
+                and self.on_missing_position is not None
+                and self.on_missing_position(order.market, f"resolved {what}")
+            ):
                 self.hard_stop.record_flatten_failure(order.market, f"resolved {what}")
 
     async def _query_status(self, cloid: Cloid, deadline: float) -> OrderStatusResult | None:

@@ -53,6 +53,10 @@ from hip3.trading.reports import (
 
 log = logging.getLogger(__name__)
 
+#: A reduce-only order refused with this (prefix) found no position to reduce: the tracker holds a
+#: position the exchange does not.
+REDUCE_ONLY_NO_POSITION = "Reduce only order would increase position"
+
 
 @frozen
 class ExecutorParams:
@@ -206,6 +210,7 @@ class Executor:
         params: ExecutorParams = ExecutorParams(),
         now_ms: Callable[[], int] = wall_clock_ms,
         write_ahead: WriteAhead | None = None,
+        request_resync: Callable[[MarketKey], None] | None = None,
     ) -> None:
         self.tracker = tracker
         self.write_ahead = write_ahead
@@ -220,6 +225,8 @@ class Executor:
         self.is_benign_reject = is_benign_reject
         self.params = params
         self.now_ms = now_ms
+        # Asks the resync task for an immediate fenced resync of a market (phantom positions).
+        self.request_resync = request_resync
         self.stats = ExecutorStats()
         self.rate = RateLimiter(params.max_orders_per_second)
         self.entries_stopped = False
@@ -239,6 +246,7 @@ class Executor:
             now_ms=now_ms,
             on_resolved=self._count_resolved,
             on_abandoned=self._count_abandoned,
+            on_missing_position=self._missing_position,
         )
         self._block_reason: str | None = None
         self._nursery: trio.Nursery | None = None
@@ -263,6 +271,19 @@ class Executor:
 
     def _count_abandoned(self) -> None:
         self.stats.abandoned += 1
+
+    def _missing_position(self, market: MarketKey, why: str) -> bool:
+        """A flatten was refused because the exchange holds no such position: resync, don't count.
+
+        False when no resync can be asked for: then it counts as a failed flatten after all.
+        """
+        if self.request_resync is None:
+            return False
+        log.warning(
+            "flatten of %s refused (%s): the position is not there; resyncing %s now", market, why, market
+        )
+        self.request_resync(market)
+        return True
 
     # -- entries ---------------------------------------------------------------------------
 
@@ -531,7 +552,9 @@ class Executor:
             self.stats.rejected_benign += 1
         else:
             self.hard_stop.record_reject(message, now)
-        if order.reduce_only:
+        if order.reduce_only and not (
+            message.startswith(REDUCE_ONLY_NO_POSITION) and self._missing_position(order.market, message)
+        ):
             self.hard_stop.record_flatten_failure(order.market, message)
 
     async def _unknown(self, order: _Order, unknown: PostUnknown, sent_order: SentOrder) -> None:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from attrs import define, field
 
 from hip3.core import Cloid, MarketKey, Side
+from hip3.trading.reports import TradeId
 
 ZERO = Decimal(0)
 
@@ -48,7 +49,7 @@ class TrackedOrder:
     # change it unseen: the snapshot contains every fill of it, so later fills only record their tids.
     absorbed: bool = False
     # the stream source
-    stream_tids: set[int] = field(factory=set)
+    stream_tids: set[TradeId] = field(factory=set)
     stream_sz: Decimal = ZERO
     stream_ntl: Decimal = ZERO
     # the post source
@@ -99,7 +100,7 @@ class TrackedOrder:
     def pending_notional(self) -> Decimal:
         return self.unfilled_size * self.limit_px
 
-    def record_stream_fill(self, tid: int, sz: Decimal, px: Decimal, now: float) -> bool:
+    def record_stream_fill(self, tid: TradeId, sz: Decimal, px: Decimal, now: float) -> bool:
         """Add one userFills record; False if this tid was already counted."""
         if tid in self.stream_tids:
             return False
@@ -179,23 +180,34 @@ class Orders:
 
 @define
 class TradeMemory:
-    """Every applied tid with the trio time it was first seen; bounded by age, never cleared at once."""
+    """Every applied trade id with when it was seen; bounded by age, never cleared at once.
 
-    seen: dict[int, float] = field(factory=dict)
+    What is forgotten leaves a horizon in exchange time: a fill at or before it may be one the
+    tracker applied and no longer recognises, so it is never applied again (the resync repairs
+    anything that was truly missed).
+    """
 
-    def __contains__(self, tid: int) -> bool:
-        return tid in self.seen
+    # trade id -> (trio time first seen, exchange time ms)
+    seen: dict[TradeId, tuple[float, int]] = field(factory=dict)
+    horizon_ms: int = -1
 
-    def add(self, tid: int, now: float) -> None:
-        self.seen.setdefault(tid, now)
+    def __contains__(self, trade_id: TradeId) -> bool:
+        return trade_id in self.seen
+
+    def add(self, trade_id: TradeId, time_ms: int, now: float) -> None:
+        self.seen.setdefault(trade_id, (now, time_ms))
+
+    def beyond_horizon(self, time_ms: int) -> bool:
+        return time_ms <= self.horizon_ms
 
     def evict(self, before: float) -> int:
         # Insertion order is time order (trio time never goes back), so old tids sit at the front.
         count = 0
-        for tid, at in list(self.seen.items()):
+        for trade_id, (at, time_ms) in list(self.seen.items()):
             if at >= before:
                 break
-            del self.seen[tid]
+            del self.seen[trade_id]
+            self.horizon_ms = max(self.horizon_ms, time_ms)
             count += 1
         return count
 

@@ -43,7 +43,7 @@ class Fences:
     # not predate. Orders that end unfilled do not move it, so they never block a resync.
     position_seq: dict[MarketKey, int] = field(factory=dict)
     flat_suspects: dict[MarketKey, _FlatSuspect] = field(factory=dict)
-    # Exchange time (ms) of the newest snapshot compared for each market: a fill without a
+    # Exchange time (ms) of the newest snapshot adopted for each market: a fill without a
     # reservation from before it is already in that snapshot.
     snapshot_time: dict[MarketKey, int] = field(factory=dict)
 
@@ -58,7 +58,7 @@ class Fences:
         self.flat_suspects.pop(market, None)
 
     def in_snapshot(self, market: MarketKey, time_ms: int) -> bool:
-        """True if a fill at exchange time `time_ms` is older than the last snapshot compared."""
+        """True if a fill at exchange time `time_ms` is no newer than the last snapshot adopted."""
         return time_ms <= self.snapshot_time.get(market, -1)
 
 
@@ -94,10 +94,6 @@ class Reconciler:
             if self.fences.position_seq.get(market, 0) > fence or market in busy:
                 self.stats.skipped_snapshot_markets += 1
                 continue
-            if snapshot.time_ms is not None:
-                self.fences.snapshot_time[market] = max(
-                    snapshot.time_ms, self.fences.snapshot_time.get(market, snapshot.time_ms)
-                )
             theirs, their_px = exchange.get(market, (ZERO, None))
             ours = self.positions.size(market)
             if theirs == ours:
@@ -106,6 +102,7 @@ class Reconciler:
                     # An abandoned order is released on "flat" only when a second snapshot says so too.
                     continue
                 self.fences.flat_suspects.pop(market, None)
+                self._adopted(market, snapshot)
                 if self._absorb(market, fence, now):
                     self.fences.touch()  # a reservation ended: publish the view
                 continue
@@ -115,9 +112,19 @@ class Reconciler:
             if corrected:
                 self.stats.corrections += 1
                 self.fences.moved(market)
+                self._adopted(market, snapshot)
                 self._absorb(market, fence, now)
             events.extend(corrected)
         return events
+
+    def _adopted(self, market: MarketKey, snapshot: AccountSnapshot) -> None:
+        """The tracker now holds what the snapshot says for `market`: fills of others up to its
+        time are inside it. A snapshot not adopted (a flat one waiting for confirmation) holds nothing
+        the tracker can rely on."""
+        if snapshot.time_ms is not None:
+            self.fences.snapshot_time[market] = max(
+                snapshot.time_ms, self.fences.snapshot_time.get(market, snapshot.time_ms)
+            )
 
     def _flat_confirmed(self, market: MarketKey, ours: Decimal) -> bool:
         """True if the previous snapshot also said flat and nothing happened in `market` since."""

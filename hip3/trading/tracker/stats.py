@@ -19,3 +19,4 @@ class TrackerStats:
     evicted_tids: int = 0
     evicted_ledgers: int = 0
     fills_in_snapshot: int = 0
+    fills_beyond_memory: int = 0

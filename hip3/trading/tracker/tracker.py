@@ -34,6 +34,7 @@ from hip3.trading.reports import (
     PostRefused,
     PostResting,
     PostUnknown,
+    TradeId,
 )
 from hip3.trading.tracker.admission import Exposure, Limits, decide
 from hip3.trading.tracker.orders import ZERO, Orders, TrackedOrder, TradeMemory
@@ -106,8 +107,8 @@ class Tracker:
     def position_notional(self, market: MarketKey | None = None) -> Decimal:
         return self._positions.notional(market)
 
-    def is_applied_tid(self, tid: int) -> bool:
-        return tid in self._trades
+    def is_applied(self, trade_id: TradeId) -> bool:
+        return trade_id in self._trades
 
     def reservation(self, cloid: Cloid) -> TrackedOrder | None:
         return self._orders.get(cloid)
@@ -119,6 +120,7 @@ class Tracker:
             seq=self.seq,
             positions=MappingProxyType({m: p.view(m) for m, p in held.items()}),
             pending_markets=frozenset(e.market for e in open_entries),
+            pending_cloids=frozenset(e.cloid for e in open_entries),
             flattening_markets=frozenset(e.market for e in open_entries if e.reduce_only),
             realized_pnl=self.realized_pnl,
             fees=self.fees,
@@ -253,7 +255,9 @@ class Tracker:
         entry.last_activity = now
         if report.is_live:
             return []
-        total = report.orig_sz if report.status == "filled" else report.filled_sz
+        # Also for "filled": a partly filled IOC or a reduce-only order the exchange shrank reports
+        # the rest as remaining, so the order's total is what left the book, not its original size.
+        total = report.filled_sz
         entry.mark_final(total, now)
         if entry.is_open:
             log.debug(
@@ -315,35 +319,29 @@ class Tracker:
             self.stats.unknown_coin_fills += 1
             log.debug("fill %s for unconfigured coin %s ignored", fill.trade_id, fill.coin)
             return []
-        if fill.trade_id.tid in self._trades:
+        if fill.trade_id in self._trades:
             self.stats.duplicate_tids += 1
             log.debug("fill %s already applied; skipped", fill.trade_id)
             return []
         if fill.sz <= 0 or fill.px <= 0:
             log.warning("fill %s with size %s / px %s ignored", fill.trade_id, fill.sz, fill.px)
             return []
-        self._trades.add(fill.trade_id.tid, now)
+        if self._trades.beyond_horizon(fill.time_ms):
+            # Older than trades the tracker has already forgotten (a reconnect's catch-up after a
+            # long outage): it may have been applied, and can't be recognised any more.
+            self.stats.fills_beyond_memory += 1
+            log.warning(
+                "fill %s in %s at %d is older than the fill memory; not applied (resync repairs a miss)",
+                fill.trade_id,
+                market,
+                fill.time_ms,
+            )
+            return []
+        self._trades.add(fill.trade_id, fill.time_ms, now)
         self.fees += fill.fee
         entry = self._orders.get(fill.cloid) if fill.cloid is not None else None
-        foreign = entry is None
-        if fill.cloid is not None and entry is None:
-            # A cloid we never reserved (restart, another client): reconcile it all the same.
-            entry = TrackedOrder(
-                cloid=fill.cloid, market=market, side=fill.side, created_at=now, last_activity=now
-            )
-            self._orders.add(entry)
-        if foreign and self._fences.in_snapshot(market, fill.time_ms):
-            # Not our order, and older than the last snapshot compared for this market: that
-            # snapshot already holds it. Its later fills are absorbed too.
-            self.stats.fills_in_snapshot += 1
-            log.info(
-                "fill %s in %s predates the last resync snapshot; tid recorded only", fill.trade_id, market
-            )
-            if entry is not None:
-                entry.record_stream_fill(fill.trade_id.tid, fill.sz, fill.px, now)
-                entry.absorbed = True
-            self._fences.touch()  # publish the fee
-            return []
+        if entry is not None and not entry.reserved:
+            entry = None
         if entry is not None and (entry.market != market or entry.side is not fill.side):
             self.stats.mismatched_fills += 1
             log.error(
@@ -357,9 +355,20 @@ class Tracker:
             )
             entry = None
         if entry is None:
+            # Not from a reservation of ours (liquidation, manual trade, another client, a cloid of
+            # an earlier run): decided per fill, by its time against the last adopted snapshot.
+            if self._fences.in_snapshot(market, fill.time_ms):
+                self.stats.fills_in_snapshot += 1
+                log.info(
+                    "fill %s in %s is inside the last adopted snapshot; fee counted only",
+                    fill.trade_id,
+                    market,
+                )
+                self._fences.touch()  # publish the fee
+                return []
             return self._move(market, fill.side, fill.sz, fill.px, now)
         was_open = entry.is_open
-        entry.record_stream_fill(fill.trade_id.tid, fill.sz, fill.px, now)
+        entry.record_stream_fill(fill.trade_id, fill.sz, fill.px, now)
         if entry.absorbed:
             # A resync already took the exchange's position, which holds this fill.
             log.info(

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hip3.core import Cloid, Side
+from hip3.trading.reports import TradeId
 from hip3.trading.tracker.orders import Delta, Orders, TrackedOrder, TradeMemory
 
 from . import TSLA, D
@@ -164,8 +165,13 @@ def test_ledger_evicts_only_finished_and_old():
 
 def test_tid_memory_evicts_oldest_first_and_keeps_the_rest():
     mem = TradeMemory()
-    for tid, at in zip(range(10), itertools.count(0.0, 10.0), strict=False):
-        mem.add(tid, at)
-    mem.add(3, 999.0)  # a repeat keeps the first time
+    ids = [TradeId("xyz:TSLA", tid) for tid in range(10)]
+    for trade_id, at in zip(ids, itertools.count(0.0, 10.0), strict=False):
+        mem.add(trade_id, 1000 + trade_id.tid, at)
+    mem.add(ids[3], 5000, 999.0)  # a repeat keeps the first time
+    assert not mem.beyond_horizon(1000)  # nothing forgotten yet
     assert mem.evict(before=45.0) == 5  # 0, 10, 20, 30, 40
-    assert 4 not in mem and 5 in mem and len(mem) == 5
+    assert ids[4] not in mem and ids[5] in mem and len(mem) == 5
+    assert TradeId("xyz:GOLD", 5) not in mem  # a trade id is unique only with its coin
+    # what was forgotten leaves a horizon at the newest forgotten exchange time
+    assert mem.beyond_horizon(1004) and not mem.beyond_horizon(1005)
