@@ -137,6 +137,11 @@ def describe_signal(signal: Signal) -> str:
     )
 
 
+#: How long after handing a signal to the executor its log line is written: the order is on the
+#: wire by then, so formatting and writing the line never delays it.
+SIGNAL_LOG_DELAY_SECS = 0.005
+
+
 async def run_detector(
     cells: MarketCells,
     scanner: SignalScanner,
@@ -146,20 +151,31 @@ async def run_detector(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """`signals_out` None means observation mode: signals are logged and recorded only."""
-    task_status.started()
-    while True:
-        changed = await cells.wait_changed()
-        for signal in scanner.scan(cells, changed, trio.current_time()):
-            if timing.on_stage is not None:
-                timing.on_stage("signal")
-            # Handed over before it is logged or recorded: the executor runs as soon as this
-            # step ends, and nothing here needs to happen before it.
-            if signals_out is not None:
+    log_send, log_receive = trio.open_memory_channel[tuple[float, Signal]](100)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_log_signals_later, log_receive)
+        task_status.started()
+        while True:
+            changed = await cells.wait_changed()
+            for signal in scanner.scan(cells, changed, trio.current_time()):
+                if timing.on_stage is not None:
+                    timing.on_stage("signal")
+                if signals_out is not None:
+                    try:
+                        signals_out.send_nowait(signal)
+                    except trio.WouldBlock:
+                        scanner.stats.signals_dropped_busy += 1
+                        log.debug("executor busy: dropped %s", describe_signal(signal))
+                if on_signal is not None:
+                    on_signal(signal)
                 try:
-                    signals_out.send_nowait(signal)
+                    log_send.send_nowait((trio.current_time() + SIGNAL_LOG_DELAY_SECS, signal))
                 except trio.WouldBlock:
-                    scanner.stats.signals_dropped_busy += 1
-                    log.debug("executor busy: dropped %s", describe_signal(signal))
+                    log.info("%s", describe_signal(signal))  # a flood of signals: log it now
+
+
+async def _log_signals_later(signals: trio.MemoryReceiveChannel[tuple[float, Signal]]) -> None:
+    async with signals:
+        async for at, signal in signals:
+            await trio.sleep_until(at)
             log.info("%s", describe_signal(signal))
-            if on_signal is not None:
-                on_signal(signal)
