@@ -12,6 +12,7 @@ settle, flatten when configured, exit 0. A second signal exits at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import logging
@@ -39,6 +40,7 @@ from hip3.market.ready import ReadyState
 from hip3.service.account_check import SignerRefused, verify_signer
 from hip3.service.config import Config
 from hip3.service.config_schema import parse_listen
+from hip3.service.instance_lock import InstanceLocked, instance_lock
 from hip3.service.journal import Journal, JournalUnusable, prepare_journal
 from hip3.service.keys import KeyLoadError, SecretKey, load_signing_key
 from hip3.service.metrics import bot_registry, run_loop_lag_probe, serve_metrics
@@ -173,6 +175,30 @@ async def run_bot(
     else:
         log.info("observation mode: market data and signals only, no orders")
 
+    with contextlib.ExitStack() as held:
+        if trading:
+            assert cfg.account.address is not None
+            state_dir = hard_stop_params(cfg).state_file.parent
+            try:
+                held.enter_context(instance_lock(state_dir, cfg.account.address, cfg.markets.dex))
+            except InstanceLocked as exc:
+                log.error("refusing to start: %s", exc)
+                return EXIT_REFUSED
+            except OSError as exc:
+                log.error("refusing to start: cannot take the instance lock in %s: %s", state_dir, exc)
+                return EXIT_REFUSED
+        return await _start(cfg, key, handle_signals, on_signal, task_status)
+
+
+async def _start(
+    cfg: Config,
+    key: SecretKey | None,
+    handle_signals: bool,
+    on_signal: Callable[[Signal], None] | None,
+    task_status: trio.TaskStatus[Bot],
+) -> int:
+    """Everything after the local checks (and, when trading, with the instance lock held)."""
+    trading = cfg.mode == "trading"
     hard_stop = HardStop.load(hard_stop_params(cfg))
     # The journal first: a file that cannot be used stops the start before the exchange is touched.
     try:
