@@ -42,6 +42,7 @@ from hip3.hyperliquid.events import (
 )
 from hip3.hyperliquid.parse import STATS, ParseError, ParseStats, parse_action_response, parse_ws_frame
 from hip3.hyperliquid.ratelimit import RollingLimiter
+from hip3.hyperliquid.urls import shown_url
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ class WsSession:
         stats: ParseStats,
     ) -> None:
         self.url = url
+        self.shown_url = shown_url(url)  # for log lines: no credentials, no tokens
         self.events = events
         self._events_send = events_send
         self._ping_after = ping_after
@@ -367,7 +369,9 @@ class WsSession:
                 attempt = 0  # a healthy period wipes the history of failures
             attempt += 1
             delay = self._backoff(attempt)
-            log.warning("ws %s: %s; reconnecting in %.2f s (attempt %d)", self.url, reason, delay, attempt)
+            log.warning(
+                "ws %s: %s; reconnecting in %.2f s (attempt %d)", self.shown_url, reason, delay, attempt
+            )
             await trio.sleep(delay)
 
     async def _one_connection(self) -> tuple[str, float | None]:
@@ -386,7 +390,7 @@ class WsSession:
         finally:
             self._link_down(reason)
         if connected_at is not None:
-            log.warning("ws %s: disconnected: %s", self.url, reason)
+            log.warning("ws %s: disconnected: %s", self.shown_url, reason)
             await self._emit(Disconnected(reason))
         return reason, connected_at
 
@@ -412,7 +416,7 @@ class WsSession:
             resend = list(self._subs)  # taken now: later subscribe() calls send their own
             self.connections += 1
             self._notify()
-            log.info("ws %s: connected", self.url)
+            log.info("ws %s: connected", self.shown_url)
             await self._emit(Connected())  # before the reader starts, so it precedes every frame's events
             nursery.start_soon(self._reader, conn)
             nursery.start_soon(self._heartbeat, conn)
@@ -499,7 +503,7 @@ class WsSession:
                 if post_id is not None and pending is not None and not pending.done.is_set():
                     pending.reply = PostReply(id=post_id, kind="error", payload=event.message)
                     pending.done.set()
-                log.warning("ws %s: error channel: %s", self.url, event.message[:300])
+                log.warning("ws %s: error channel: %s", self.shown_url, event.message[:300])
                 await self._emit(event)
             case _:
                 await self._emit(event)

@@ -18,6 +18,7 @@ from typing import TextIO
 
 from hip3.service.config import Config, ConfigError, config_to_text, load_config
 from hip3.service.keys import ENV_VAR, KeyLoadError, load_signing_key
+from hip3.service.masking import mask_secrets
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -27,7 +28,7 @@ CONFIG_ENV_VAR = "HIP3_CONFIG"
 def _err(*lines: str, stream: TextIO | None = None) -> None:
     out = stream if stream is not None else sys.stderr
     for line in lines:
-        print(line, file=out)
+        print(mask_secrets(line), file=out)
 
 
 def _load(path: str) -> Config | None:
@@ -106,9 +107,10 @@ def check_config(path: str) -> int:
     if cfg is None:
         return EXIT_USAGE
     status, problem = _key_status(cfg)
-    print(f"# effective configuration of {path} (defaults filled in)")
-    print(status)
-    print(config_to_text(cfg), end="")
+    # A key pasted into any value is shown masked, never as given.
+    print(mask_secrets(f"# effective configuration of {path} (defaults filled in)"))
+    print(mask_secrets(status))
+    print(mask_secrets(config_to_text(cfg)), end="")
     if problem is not None:
         _err(f"hip3: invalid configuration {path}:", f"  {problem}")
         return EXIT_USAGE

@@ -1,12 +1,14 @@
 """Loading the signing key (an API/agent wallet, or the master) without ever showing it.
 
 The key comes from the environment variable HIP3_PRIVATE_KEY or from the file named by
-`account.key_file` (which must not be readable by group/other). It is held in `SecretKey`, whose
+`account.key_file` (a regular file, not a symlink, owned by the running user, not readable by
+group/other). It is held in `SecretKey`, whose
 repr/str are masked; error messages describe what is wrong with a key but never include it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -18,6 +20,7 @@ from eth_account import Account
 
 from hip3.service.config import Config
 from hip3.service.logs import register_secret
+from hip3.service.masking import looks_like_a_key, mask_secrets
 
 ENV_VAR = "HIP3_PRIVATE_KEY"
 _KEY_RE = re.compile(r"(?:0[xX])?([0-9a-fA-F]{64})")
@@ -93,26 +96,57 @@ def _shape(text: str) -> str:
     return ", ".join(parts)
 
 
-def read_key_file(path: str | Path) -> str:
-    """The key file's text, refusing a file that group/other can read (or that isn't a regular file)."""
-    shown = str(path)
+#: A key file is a few dozen bytes; anything much larger is not one.
+MAX_KEY_FILE_BYTES = 4096
+CREDENTIALS_ENV_VAR = "CREDENTIALS_DIRECTORY"
+
+
+def read_key_file(path: str | Path, environ: Mapping[str, str] = os.environ) -> str:
+    """The key file's text. Opened once, without following a symlink; the checks (regular file,
+    owned by the running user or root, no group/other access) are made on the opened descriptor,
+    so what is checked is what is read.
+
+    A systemd credential (a file in $CREDENTIALS_DIRECTORY) is exempt from the owner and mode
+    checks: systemd owns it and grants the unit's user alone access to it.
+    """
+    shown = mask_secrets(str(path))
     try:
-        info = os.stat(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         _refuse(f"account.key_file {shown}: no such file")
     except OSError as exc:
-        _refuse(f"account.key_file {shown}: cannot access ({exc.strerror})")
-    if not stat.S_ISREG(info.st_mode):
-        _refuse(f"account.key_file {shown}: not a regular file")
-    if info.st_mode & 0o077:
-        _refuse(
-            f"account.key_file {shown}: readable by group/other (mode {stat.S_IMODE(info.st_mode):03o}); "
-            f"fix with: chmod 600 {shown}"
-        )
+        if exc.errno == errno.ELOOP:
+            _refuse(f"account.key_file {shown}: is a symbolic link; name the key file itself")
+        _refuse(f"account.key_file {shown}: cannot open ({exc.strerror})")
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        _refuse(f"account.key_file {shown}: cannot read ({exc.__class__.__name__})")
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            _refuse(f"account.key_file {shown}: not a regular file")
+        credentials = environ.get(CREDENTIALS_ENV_VAR)
+        is_credential = bool(credentials) and Path(path).parent == Path(str(credentials))
+        if not is_credential:
+            me = os.geteuid()
+            if info.st_uid not in (me, 0):
+                _refuse(
+                    f"account.key_file {shown}: owned by uid {info.st_uid}, not by the user running hip3 "
+                    f"(uid {me}); another user could replace the key: fix with: chown {me} {shown}"
+                )
+            if info.st_mode & 0o077:
+                _refuse(
+                    f"account.key_file {shown}: readable by group/other (mode {stat.S_IMODE(info.st_mode):03o}); "
+                    f"fix with: chmod 600 {shown}"
+                )
+        if info.st_size > MAX_KEY_FILE_BYTES:
+            _refuse(f"account.key_file {shown}: {info.st_size} bytes is not a key file")
+        data = os.read(fd, MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        _refuse(f"account.key_file {shown}: cannot read ({exc.strerror})")
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        _refuse(f"account.key_file {shown}: not text")
 
 
 def load_signing_key(cfg: Config, environ: Mapping[str, str] = os.environ) -> SecretKey:
@@ -127,7 +161,12 @@ def load_signing_key(cfg: Config, environ: Mapping[str, str] = os.environ) -> Se
     if from_env.strip():
         key = SecretKey(from_env, source=ENV_VAR)
     elif key_file is not None:
-        key = SecretKey(read_key_file(key_file), source=f"account.key_file {key_file}")
+        if looks_like_a_key(str(key_file)):
+            _refuse(
+                "account.key_file holds what looks like a private key, not a path: put the key in a file "
+                "(chmod 600) and name that file, or use HIP3_PRIVATE_KEY; treat this key as exposed"
+            )
+        key = SecretKey(read_key_file(key_file, environ), source=f"account.key_file {key_file}")
     else:
         _refuse(f"no signing key: set the environment variable {ENV_VAR} or account.key_file in the config")
     expected = cfg.account.signer_address
