@@ -136,3 +136,17 @@ async def test_metrics_off_by_default(
         async with running_bot(cfg, accounts.agent) as run:
             assert run.b.metrics_address is None
             await run.stop()
+
+
+async def test_metrics_in_observation_mode(sim: Sim, market: FrozenMarket, tmp_path: Path) -> None:
+    cfg = bot_config(sim, None, tmp_path, mode="observation", metrics={"listen": "127.0.0.1:0"})
+    with trio.fail_after(10):
+        async with running_bot(cfg, None) as run:
+            await wait_for(lambda: run.b.ready.is_ready, "market data (READY in observation)", timeout=4)
+            got = await samples(run)
+            assert value(got, "hip3_trading_mode") == 0
+            assert value(got, "hip3_ready") == 1
+            updates = value(got, "hip3_feed_updates_total", market=TSLA)
+            assert updates is not None and updates >= 2
+            assert not any(name.startswith(("hip3_orders", "hip3_position")) for name, _ in got)
+            await run.stop()
