@@ -19,6 +19,7 @@ from attrs import field, frozen
 
 from hip3.core import MarketKey, MarketSpec
 from hip3.sim.faults import FAULT_NAMES, Faults
+from hip3.sim.fees import TIER0_ADD_RATE, TIER0_CROSS_RATE
 
 
 class SimConfigError(ValueError):
@@ -100,6 +101,14 @@ class MarketConfig:
     sz_decimals: int = field(metadata={"conv": _int})
     max_leverage: int = field(metadata={"conv": _int})
     price: Decimal = field(metadata={"conv": _decimal})
+    #: the deployer's fee scale for this asset (meta `deployerFeeScale`): 0-3, or 0-10 in growth mode
+    deployer_fee_scale: Decimal = field(default=Decimal(1), metadata={"conv": _decimal})
+    #: growth mode: fees, rebates and volume contribution × 0.1 (meta `growthMode: "enabled"`)
+    growth_mode: bool = field(default=False, metadata={"conv": _bool})
+    #: the makers quote around oracle × (1 + this): a book that sits persistently away from the oracle
+    structural_gap_bps: Decimal = field(default=Decimal(0), metadata={"conv": _decimal})
+    #: trading halted from the start (new HIP-3 assets start halted)
+    halted: bool = field(default=False, metadata={"conv": _bool})
 
 
 @frozen
@@ -108,6 +117,9 @@ class AccountConfig:
     balance: Decimal = field(default=Decimal(10000), metadata={"conv": _decimal})
     leverage: int = field(default=5, metadata={"conv": _int})
     agents: tuple[str, ...] = field(default=(), metadata={"conv": _addresses})
+    #: active discounts (fractions) on the account's base fee rates (`userFees`)
+    referral_discount: Decimal = field(default=Decimal(0), metadata={"conv": _decimal})
+    staking_discount: Decimal = field(default=Decimal(0), metadata={"conv": _decimal})
 
 
 @frozen
@@ -128,7 +140,17 @@ class ModelConfig:
     maker_level_notional_min: Decimal = field(default=Decimal(2000), metadata={"conv": _decimal})
     maker_level_notional_max: Decimal = field(default=Decimal(12000), metadata={"conv": _decimal})
     l2_book_interval: float = field(default=0.5, metadata={"conv": _float})
-    stream_tick: float = field(default=0.1, metadata={"conv": _float})
+    #: activeAssetCtx is pushed this often per coin, changed or not (the exchange: about once a second)
+    ctx_interval: float = field(default=1.0, metadata={"conv": _float})
+    #: one block: the market-data loop period; bbo is pushed per block when it changed
+    stream_tick: float = field(default=0.07, metadata={"conv": _float})
+    #: probability that the makers pull a stale quote (one through the oracle) before a taker's
+    #: order reaches it: cancels execute before IOC orders within a block
+    stale_quote_pull_probability: float = field(default=0.2, metadata={"conv": _float})
+    #: internal-pricing session (trade.xyz weekends, feed gaps): the oracle follows the book
+    internal_pricing: bool = field(default=False, metadata={"conv": _bool})
+    #: the expected cost of getting out, added to the round-trip fees a dislocation must beat
+    dislocation_exit_cost_bps: Decimal = field(default=Decimal(2), metadata={"conv": _decimal})
 
 
 @frozen
@@ -144,8 +166,9 @@ class SimConfig:
     seed: int = field(default=7, metadata={"conv": _int})
     port: int = field(default=3001, metadata={"conv": _int})
     start_time_ms: int = field(default=0, metadata={"conv": _int})
-    taker_fee_bps: Decimal = field(default=Decimal(9), metadata={"conv": _decimal})
-    maker_fee_bps: Decimal = field(default=Decimal(3), metadata={"conv": _decimal})
+    #: every account's base fee rates (`userFees` userCrossRate / userAddRate), before the HIP-3 multiplier
+    user_cross_rate: Decimal = field(default=TIER0_CROSS_RATE, metadata={"conv": _decimal})
+    user_add_rate: Decimal = field(default=TIER0_ADD_RATE, metadata={"conv": _decimal})
     ws_idle_timeout: float = field(default=60.0, metadata={"conv": _float})
     vaults: tuple[str, ...] = field(default=(), metadata={"conv": _addresses})
     maker_address: str = field(
@@ -179,8 +202,8 @@ _EXCHANGE_KEYS = {
     "seed",
     "port",
     "start_time_ms",
-    "taker_fee_bps",
-    "maker_fee_bps",
+    "user_cross_rate",
+    "user_add_rate",
     "ws_idle_timeout",
     "vaults",
     "maker_address",
@@ -272,6 +295,16 @@ def validate_sim_config(config: SimConfig) -> None:
             raise SimConfigError(f"markets[{i}].max_leverage: expected >= 1, got {m.max_leverage}")
         if m.price <= 0:
             raise SimConfigError(f"markets[{i}].price: expected > 0, got {m.price}")
+        top_scale = 10 if m.growth_mode else 3
+        if not 0 <= m.deployer_fee_scale <= top_scale:
+            raise SimConfigError(
+                f"markets[{i}].deployer_fee_scale: expected 0..{top_scale}"
+                f"{' in growth mode' if m.growth_mode else ''}, got {m.deployer_fee_scale}"
+            )
+        if abs(m.structural_gap_bps) >= 1000:
+            raise SimConfigError(
+                f"markets[{i}].structural_gap_bps: expected within ±1000, got {m.structural_gap_bps}"
+            )
     if config.perp_dex_index < 1:
         raise SimConfigError(f"exchange.perp_dex_index: expected >= 1, got {config.perp_dex_index}")
     if not re.fullmatch(r"[a-z]{2,6}", config.dex):
@@ -281,6 +314,18 @@ def validate_sim_config(config: SimConfig) -> None:
             raise SimConfigError(f"accounts[{i}].balance: expected >= 0, got {a.balance}")
         if a.leverage < 1:
             raise SimConfigError(f"accounts[{i}].leverage: expected >= 1, got {a.leverage}")
+        for name in ("referral_discount", "staking_discount"):
+            value = getattr(a, name)
+            if not 0 <= value < 1:
+                raise SimConfigError(f"accounts[{i}].{name}: expected a fraction in [0, 1), got {value}")
+    for name in ("user_cross_rate", "user_add_rate"):
+        value = getattr(config, name)
+        if not -Decimal("0.01") < value < Decimal("0.01"):
+            raise SimConfigError(f"exchange.{name}: expected a rate like 0.00045, got {value}")
+    if not 0 <= config.model.stale_quote_pull_probability <= 1:
+        raise SimConfigError("model.stale_quote_pull_probability: expected 0..1")
+    if config.model.ctx_interval <= 0:
+        raise SimConfigError("model.ctx_interval: expected > 0")
     if config.model.maker_levels < 1:
         raise SimConfigError("model.maker_levels: expected >= 1")
     if config.model.stream_tick <= 0:

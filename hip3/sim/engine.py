@@ -17,6 +17,7 @@ from attrs import define, field, frozen
 
 from hip3.core import MarketSpec, Side
 from hip3.sim.config import SimConfig
+from hip3.sim.fees import UserRates, hip3_multiplier
 from hip3.sim.render import direction, num, px_text, usd
 from hip3.sim.requests import (
     CancelAction,
@@ -32,6 +33,7 @@ from hip3.sim.requests import (
 )
 
 DAY_MS = 86_400_000
+HALTED = "Trading is halted."
 NONCE_WINDOW = 100
 BPS = Decimal("0.0001")
 
@@ -125,6 +127,9 @@ class Account:
     realized_pnl: Decimal = Decimal(0)
     fees_paid: Decimal = Decimal(0)
     scheduled_cancel_ms: int | None = None
+    rates: UserRates = field(factory=UserRates)
+    cross_volume: Decimal = Decimal(0)  # taker notional (userFees dailyUserVlm userCross)
+    add_volume: Decimal = Decimal(0)  # maker notional (userAdd)
 
 
 @define
@@ -171,6 +176,13 @@ class Market:
     book_version: int = 0
     ctx_version: int = 0
     open_interest: Decimal = Decimal(0)  # the simulated crowd's OI plus every account's |position|
+    fee_scale: Decimal = Decimal(1)  # meta deployerFeeScale
+    growth_mode: bool = False  # meta growthMode "enabled"
+    structural_gap_bps: Decimal = Decimal(0)  # the makers' quotes centre on oracle × (1 + this)
+
+    @property
+    def fee_multiplier(self) -> Decimal:
+        return hip3_multiplier(self.fee_scale, self.growth_mode)
 
     @property
     def coin(self) -> str:
@@ -236,14 +248,24 @@ class Engine:
         self.backwards_ms = 0  # fault: exchange clock set back by this much
         self._recover = recover_signer or default_recover_signer(config.is_mainnet)
         self.maker_address = config.maker_address
-        self.taker_fee = config.taker_fee_bps * BPS
-        self.maker_fee = config.maker_fee_bps * BPS
+        self.default_rates = UserRates(config.user_cross_rate, config.user_add_rate)
+        #: called before a user's order that can take liquidity is matched (the model may pull stale quotes)
+        self.before_taker: Callable[[Market, Order], None] | None = None
         self.markets: dict[str, Market] = {}
         self.by_asset: dict[int, Market] = {}
         for coin, spec in config.market_specs().items():
             mc = next(m for m in config.markets if m.coin == spec.key.coin)
             px = spec.round_price(mc.price, up=False)
-            market = Market(spec=spec, start_px=px, oracle_px=px, mark_px=px)
+            market = Market(
+                spec=spec,
+                start_px=px,
+                oracle_px=px,
+                mark_px=px,
+                fee_scale=mc.deployer_fee_scale,
+                growth_mode=mc.growth_mode,
+                structural_gap_bps=mc.structural_gap_bps,
+                halted=mc.halted,
+            )
             market.open_interest = spec.round_size(Decimal(2_000_000) / px)  # ~$2M of background OI
             self.markets[coin] = market
             self.by_asset[spec.key.asset] = market
@@ -260,6 +282,11 @@ class Engine:
         self._action_count = 0
         for acct in config.accounts:
             self.fund(acct.address, acct.balance, leverage=acct.leverage)
+            self.set_user_fees(
+                acct.address,
+                referral_discount=acct.referral_discount,
+                staking_discount=acct.staking_discount,
+            )
             for agent in acct.agents:
                 self.approve_agent(acct.address, agent)
 
@@ -293,10 +320,43 @@ class Engine:
         address = address.lower()
         acct = self.accounts.get(address)
         if acct is None:
-            acct = Account(address=address, balance=Decimal(0), default_leverage=leverage)
+            acct = Account(
+                address=address, balance=Decimal(0), default_leverage=leverage, rates=self.default_rates
+            )
             self.accounts[address] = acct
         acct.balance += Decimal(usd_amount)
         return acct
+
+    def set_user_fees(
+        self,
+        address: str,
+        *,
+        cross: Decimal | str | None = None,
+        add: Decimal | str | None = None,
+        referral_discount: Decimal | str | None = None,
+        staking_discount: Decimal | str | None = None,
+    ) -> UserRates:
+        """Change an account's base fee rates or discounts (what `userFees` reports and fills pay)."""
+        acct = self.accounts.get(address.lower()) or self.fund(address, 0)
+        old = acct.rates
+        acct.rates = UserRates(
+            old.cross if cross is None else Decimal(cross),
+            old.add if add is None else Decimal(add),
+            old.referral_discount if referral_discount is None else Decimal(referral_discount),
+            old.staking_discount if staking_discount is None else Decimal(staking_discount),
+        )
+        return acct.rates
+
+    def fee_rate(self, acct: Account, market: Market, *, crossed: bool) -> Decimal:
+        """The fraction of notional a fill pays: the account's (discounted) base rate × the asset multiplier."""
+        multiplier = market.fee_multiplier
+        return acct.rates.taker_rate(multiplier) if crossed else acct.rates.maker_rate(multiplier)
+
+    def round_trip_cost_bps(self, coin: str) -> Decimal:
+        """What a dislocation must beat in `coin`: two taker fees at the base rates plus the exit cost."""
+        market = self.market(coin)
+        taker = self.default_rates.taker_rate(market.fee_multiplier) / BPS
+        return 2 * taker + self.config.model.dislocation_exit_cost_bps
 
     def approve_agent(self, master: str, agent: str) -> None:
         master, agent = master.lower(), agent.lower()
@@ -435,6 +495,12 @@ class Engine:
         market.book_version += 1
         market.ctx_version += 1
 
+    def resume_trading(self, coin: str) -> None:
+        """Lift a halt: orders are accepted again (the makers requote on their next round)."""
+        market = self.market(coin)
+        market.halted = False
+        market.ctx_version += 1
+
     def run_scheduled_cancels(self) -> None:
         """Cancel all open orders of users whose scheduleCancel time has passed (status scheduledCancel)."""
         now = self.now_ms()
@@ -545,7 +611,7 @@ class Engine:
         """The exchange's pre-trade checks, in order: (history status, error text) or the size to trade."""
         spec = market.spec
         if market.halted:
-            return "rejected", "Trading is halted."
+            return "rejected", HALTED
         if not spec.is_valid_price(wire.px):
             return "tickRejected", "Price must be divisible by tick size."
         if abs(wire.px - market.oracle_px) > market.oracle_px * Decimal("0.8"):
@@ -609,7 +675,10 @@ class Engine:
         if isinstance(checked, tuple):  # rejected: recorded (orderStatus answers it), never booked
             status, text = checked
             self._finish(order, status, now)
-            return _err(asset, text)
+            # the one capture of this error has no " asset=" suffix
+            return {"error": text} if text == HALTED else _err(asset, text)
+        if wire.tif != "Alo" and self.before_taker is not None and acct.address != self.maker_address:
+            self.before_taker(market, order)  # cancels execute before IOC/GTC orders in a block
         matches = self._match(market, order, now) if wire.tif != "Alo" else []
         if wire.tif == "Ioc" and not matches:
             self._finish(order, "iocCancelRejected", now)
@@ -768,7 +837,11 @@ class Engine:
                 acct.balance -= pos.margin
         if pos.szi == 0:
             del acct.positions[market.coin]
-        fee = usd(px * sz * (self.taker_fee if crossed else self.maker_fee))
+        fee = usd(px * sz * self.fee_rate(acct, market, crossed=crossed))
+        if crossed:
+            acct.cross_volume += px * sz
+        else:
+            acct.add_volume += px * sz
         acct.balance -= fee
         acct.fees_paid += fee
         acct.realized_pnl += closed_pnl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -25,8 +26,10 @@ INFO_TYPES = (
     "spotMeta",
     "userRole",
     "extraAgents",
+    "userFees",
 )
 
+FEE_SCALE_CHANGED = "2026-09-29T00:00:00.000000000"  # a fixed, plausible time: nothing reads it
 FUNDING = "0.0000125"  # the hourly funding shown in every ctx (funding is not simulated)
 MAX_FILLS = 2000
 
@@ -81,6 +84,9 @@ def handle_info(engine: Engine, body: Any) -> Any:
             check_keys(request, ("type", "user", "aggregateByTime"), "")
             user = need_address(request.get("user"), "user")
             return list(reversed(engine.fills(user)))[:MAX_FILLS]
+        case "userFees":
+            user = need_address(request.get("user"), "user")
+            return user_fees(engine, user)
         case "userFillsByTime":
             user = need_address(request.get("user"), "user")
             start = need_int(request.get("startTime"), "startTime")
@@ -172,7 +178,13 @@ def meta(engine: Engine, ours: bool) -> dict[str, Any]:
             "marginTableId": table_id,
             "onlyIsolated": True,
             "marginMode": "strictIsolated",
+            # per-asset fees (reference §11): the HIP-3 multiplier is scale + max(scale, 1), × 0.1 in growth mode
+            "deployerFeeScale": num(market.fee_scale),
+            "lastFeeScaleChangeTime": FEE_SCALE_CHANGED,
         }
+        if market.growth_mode:  # absent = not in growth mode (as for an ineligible asset)
+            entry["growthMode"] = "enabled"
+            entry["lastGrowthModeChangeTime"] = FEE_SCALE_CHANGED
         if market.halted:
             entry["isDelisted"] = True
         universe.append(entry)
@@ -297,4 +309,37 @@ def clearinghouse_state(engine: Engine, user: str, ours: bool) -> dict[str, Any]
         "withdrawable": num(usd(max(withdrawable, Decimal(0)))),
         "assetPositions": positions,
         "time": engine.now_ms(),
+    }
+
+
+def user_fees(engine: Engine, user: str) -> dict[str, Any]:
+    """The account's fee rates as `userFees` reports them: base rates before the HIP-3 multiplier."""
+    acct = engine.account(user)
+    rates = acct.rates if acct is not None else engine.default_rates
+    cross = acct.cross_volume if acct is not None else Decimal(0)
+    add = acct.add_volume if acct is not None else Decimal(0)
+    today = time.strftime("%Y-%m-%d", time.gmtime(engine.now_ms() / 1000))
+    return {
+        "dailyUserVlm": [
+            {"date": today, "userCross": num(usd(cross)), "userAdd": num(usd(add)), "exchange": "0.0"}
+        ],
+        "feeSchedule": {
+            "cross": num(engine.default_rates.cross),
+            "add": num(engine.default_rates.add),
+            "spotCross": "0.0007",
+            "spotAdd": "0.0004",
+            "tiers": {"vip": [], "mm": []},
+            "referralDiscount": "0.04",
+            "stakingDiscountTiers": [{"bpsOfMaxSupply": "0.0", "discount": "0.0"}],
+        },
+        "userCrossRate": num(rates.cross),
+        "userAddRate": num(rates.add),
+        "userSpotCrossRate": "0.0007",
+        "userSpotAddRate": "0.0004",
+        "activeReferralDiscount": num(rates.referral_discount),
+        "trial": None,
+        "feeTrialEscrow": "0.0",
+        "nextTrialAvailableTimestamp": None,
+        "stakingLink": None,
+        "activeStakingDiscount": {"bpsOfMaxSupply": "0.0", "discount": num(rates.staking_discount)},
     }

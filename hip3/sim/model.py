@@ -7,6 +7,12 @@ Makers pick each oracle update up after a lag of 1–3 s, so the thin book sits 
 of the oracle for that long after a large step — the dislocations a taker strategy trades — and
 the overshoots make some of those trades lose.
 
+A market with a structural gap has makers who quote around oracle × (1 + gap): its book sits
+away from the oracle all the time, which is not edge. Makers pull a stale quote (one through the
+current oracle) before a taker's order reaches it with `stale_quote_pull_probability` (cancels run
+before IOC orders in a block) and then quote around the current oracle. In an internal-pricing
+session (trade.xyz weekends) the book walks by itself and the oracle follows it.
+
 Deterministic for a seed: every random stream is its own `random.Random` seeded from
 (seed, coin, purpose), and time is whatever the caller passes to `step` (trio's clock in the
 server, so MockClock runs are reproducible).
@@ -16,16 +22,19 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable, Iterable
 from decimal import ROUND_FLOOR, Decimal
 
 from attrs import frozen
 
 from hip3.core import MarketSpec, Side
 from hip3.sim.config import ModelConfig, SimConfig
-from hip3.sim.engine import Engine, Market
+from hip3.sim.engine import Engine, Market, Order
 
 BPS = Decimal("0.0001")
 PCT = Decimal("0.01")
+#: per oracle update in an internal-pricing session: how far the oracle moves toward the book's mid
+INTERNAL_PULL = Decimal("0.3")
 
 
 def _dec(x: float, places: int = 6) -> Decimal:
@@ -94,6 +103,9 @@ class MarketModel:
         self.oracle_rng = random.Random(f"{seed}:{coin}:oracle")
         self.book_rng = random.Random(f"{seed}:{coin}:book")
         self.lag_rng = random.Random(f"{seed}:{coin}:lag")
+        self.pull_rng = random.Random(f"{seed}:{coin}:pull")
+        self.gap = market.structural_gap_bps * BPS  # makers centre on oracle × (1 + gap)
+        self.book_ref: Decimal | None = None  # the book's own walk in an internal-pricing session
         # (when makers see it, oracle): visibility times never decrease, so the book replays the
         # oracle's path in order, each value 1–3 s late.
         self.history: deque[tuple[float, Decimal]] = deque(maxlen=256)
@@ -173,9 +185,17 @@ class MarketModel:
                 break
         return ref
 
+    def catch_up(self, now: float, oracle: Decimal) -> None:
+        """The makers see `oracle` now: updates they had not seen yet are superseded by it."""
+        while self.history and self.history[-1][0] > now:
+            self.history.pop()
+        self.history.append((now, oracle))
+
     def quotes(self, ref: Decimal) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
-        """Maker levels around `ref`: the first at ± half spread, then one step apart, random sizes."""
+        """Maker levels around `ref` (shifted by the structural gap): the first at ± half spread,
+        then one step apart, random sizes."""
         cfg, spec, rng = self.cfg, self.spec, self.book_rng
+        ref = ref * (1 + self.gap)
         half = ref * cfg.maker_half_spread_bps * BPS
         step = ref * cfg.maker_level_step_bps * BPS
         bids: list[tuple[Decimal, Decimal]] = []
@@ -209,8 +229,51 @@ class DexModel:
         }
         self.next_oracle_at = start + self._interval()
         self.next_requote_at = start
+        self.now = start  # the time of the last step (stale-quote pulls between steps happen then)
+        #: coins whose oracle is priced internally (follows the book)
+        self.internal: set[str] = set(engine.markets) if config.model.internal_pricing else set()
+        #: told the coin each time makers pull a stale quote before a taker's order
+        self.on_pull: Callable[[str], None] | None = None
         for coin, model in self.models.items():
             model.history.append((start, engine.markets[coin].oracle_px))
+        engine.before_taker = self.before_taker
+
+    def set_internal_pricing(self, on: bool, coins: Iterable[str] | None = None) -> None:
+        """Start or end an internal-pricing session (all markets, or the given coins)."""
+        names = set(self.engine.markets) if coins is None else {self.engine.coin_name(c) for c in coins}
+        for name in names:
+            self.engine.market(name)  # unknown coins raise KeyError
+        if on:
+            self.internal |= names
+        else:
+            self.internal -= names
+            for name in names:
+                self.models[name].book_ref = None
+
+    def before_taker(self, market: Market, order: Order) -> None:
+        """Within a block cancels run first: makers may pull a quote the taker would hit through the oracle."""
+        if market.book_frozen or market.halted or market.coin in self.internal:
+            return
+        model = self.models.get(market.coin)
+        if model is None or self.cfg.stale_quote_pull_probability <= 0:
+            return
+        fair = market.oracle_px * (1 + model.gap)
+        maker = self.engine.maker_address
+        if order.side is _BUY:
+            stale = any(
+                o.user == maker and o.limit_px < fair and o.limit_px <= order.limit_px for o in market.asks
+            )
+        else:
+            stale = any(
+                o.user == maker and o.limit_px > fair and o.limit_px >= order.limit_px for o in market.bids
+            )
+        if not stale or model.pull_rng.random() >= self.cfg.stale_quote_pull_probability:
+            return
+        model.catch_up(self.now, market.oracle_px)
+        bids, asks = model.quotes(market.oracle_px)
+        self.engine.replace_maker_quotes(market.coin, bids, asks)
+        if self.on_pull is not None:
+            self.on_pull(market.coin)
 
     def _interval(self) -> float:
         jitter = self.rng.uniform(-0.2, 0.2)
@@ -218,6 +281,7 @@ class DexModel:
 
     def step(self, now: float) -> None:
         """Advance to `now`: run every oracle update and requote that fell due."""
+        self.now = now
         while now >= min(self.next_oracle_at, self.next_requote_at):
             if self.next_requote_at <= self.next_oracle_at:
                 self._requote(self.next_requote_at)
@@ -231,9 +295,12 @@ class DexModel:
             market = self.engine.markets[coin]
             if market.halted:
                 continue
-            if not market.oracle_frozen:
-                self.engine.set_oracle(coin, model.next_oracle(market.oracle_px), freeze=False)
-            model.record(at, market.oracle_px)
+            if coin in self.internal:
+                self._internal_update(at, market, model)
+            else:
+                if not market.oracle_frozen:
+                    self.engine.set_oracle(coin, model.next_oracle(market.oracle_px), freeze=False)
+                model.record(at, market.oracle_px)
             bid, ask = market.best(_BUY), market.best(_SELL)
             mark = model.next_mark(
                 market.mark_px,
@@ -242,6 +309,18 @@ class DexModel:
                 ask.limit_px if ask else None,
             )
             self.engine.update_mark(coin, mark)
+
+    def _internal_update(self, at: float, market: Market, model: MarketModel) -> None:
+        """Internal pricing: the book walks (makers see it at once) and the oracle is pulled toward it."""
+        if model.book_ref is None:
+            model.book_ref = model.reference(at, market.oracle_px)
+        model.book_ref = model.next_oracle(model.book_ref)
+        model.catch_up(at, model.book_ref)
+        mid = market.mid()
+        if mid is not None and not market.oracle_frozen:
+            centre = mid / (1 + model.gap)
+            pulled = market.oracle_px + (centre - market.oracle_px) * INTERNAL_PULL
+            self.engine.set_oracle(market.coin, model.spec.round_price(pulled, up=False), freeze=False)
 
     def _requote(self, at: float) -> None:
         for coin, model in self.models.items():

@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from functools import partial
 from typing import Any, cast
 
@@ -22,7 +23,9 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from hip3.core import Side
 from hip3.sim.config import SimConfig, load_sim_config
+from hip3.sim.dislocations import Dislocation, DislocationLog
 from hip3.sim.engine import Engine, Publish, RecoverSigner
 from hip3.sim.faults import MALFORMED_FRAME, Faults
 from hip3.sim.info import all_mids, asset_ctx, bbo, handle_info, l2_book
@@ -33,7 +36,14 @@ log = logging.getLogger("hip3.sim")
 
 GREETING = "Websocket connection established."
 WS_PARSE_ERROR = "Error parsing JSON into valid websocket request: "
-_CLOSE = object()  # sentinel on a connection's outgoing channel
+_CLOSE = object()  # sentinel on a connection's outgoing channel: a normal close frame
+_ABORT = object()  # sentinel: drop the connection without a close frame (the client sees 1006)
+
+
+class _AbortConnection(Exception):
+    """Raised by a connection's writer to end the socket abruptly."""
+
+
 _OUTGOING_BUFFER = 4096
 _MAX_BODY = 1_000_000
 
@@ -62,6 +72,7 @@ class Connection:
         self.send_channel, self.receive_channel = trio.open_memory_channel[Any](_OUTGOING_BUFFER)
         self.subscriptions: dict[tuple[str, str], dict[str, Any]] = {}
         self.closed = False
+        self.last_bbo: dict[str, Any] = {}  # per coin, what this client was sent last
 
     def push(self, text: str) -> None:
         if self.closed:
@@ -74,12 +85,13 @@ class Connection:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             self.closed = True
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
+        """Close after what is queued (a close frame), or with `abort` drop the socket without one."""
         if self.closed:
             return
         self.closed = True
         try:
-            self.send_channel.send_nowait(_CLOSE)
+            self.send_channel.send_nowait(_ABORT if abort else _CLOSE)
         except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
             self.send_channel.close()
 
@@ -115,9 +127,25 @@ class Hub:
                 conn.push(MALFORMED_FRAME)
             conn.push(text)
 
+    def stream_bbo(self, coin: str, data: dict[str, Any]) -> None:
+        """Send a bbo frame to each subscriber whose last bbo for `coin` differs (the exchange: on change)."""
+        text: str | None = None
+        for conn in self.subscribers(("bbo", coin)):
+            if conn.last_bbo.get(coin) == data["bbo"]:
+                continue
+            conn.last_bbo[coin] = data["bbo"]
+            text = text or frame("bbo", data)
+            if self.faults.take_malformed():
+                conn.push(MALFORMED_FRAME)
+            conn.push(text)
+
     def close_all(self) -> None:
         for conn in list(self.connections):
             conn.close()
+
+
+#: subscription_key's answer for a market channel on a coin the dex does not list
+UNKNOWN_COIN = "unknown coin"
 
 
 def subscription_key(sub: dict[str, Any], sim: Sim) -> tuple[tuple[str, str], dict[str, Any]] | str:
@@ -129,7 +157,7 @@ def subscription_key(sub: dict[str, Any], sim: Sim) -> tuple[tuple[str, str], di
         if not isinstance(coin, str):
             return WS_PARSE_ERROR + text
         if coin not in sim.engine.markets:
-            return f"Invalid subscription: {text}"
+            return UNKNOWN_COIN
         echo: dict[str, Any] = {"type": kind, "coin": coin}
         if kind == "l2Book":
             echo.update(nSigFigs=sub.get("nSigFigs"), mantissa=sub.get("mantissa"))
@@ -179,11 +207,12 @@ class Sim:
             recover_signer=recover_signer,
         )
         self.model = DexModel(self.engine, config, start)
+        self.dislocation_log = DislocationLog()
+        self.model.on_pull = self.dislocation_log.note_pulled
         self.hub = Hub(self.faults)
         self.host = "127.0.0.1"
         self.port = 0
-        self._last_bbo: dict[str, Any] = {}
-        self._last_ctx: dict[str, Any] = {}
+        self._ctx_sent_at: dict[str, float] = {}
         self._last_l2: dict[str, tuple[int, float]] = {}
         self._last_mids: tuple[Any, float] = (None, 0.0)
         self._disconnect_fired_for = 0.0
@@ -203,6 +232,35 @@ class Sim:
     @property
     def ws_url(self) -> str:
         return f"ws://{self.host}:{self.port}/ws"
+
+    def dislocations(self) -> tuple[Dislocation, ...]:
+        """Every dislocation so far (frozen records, still-open ones with `closed_ms = None`), in order."""
+        return self.dislocation_log.records()
+
+    def observe_dislocations(self) -> None:
+        """Record the current top of book against fair value in every market (per block, after actions)."""
+        now_ms = self.engine.now_ms()
+        for coin, market in self.engine.markets.items():
+            bid, ask = market.best(Side.BUY), market.best(Side.SELL)
+            self.dislocation_log.observe(
+                now_ms,
+                coin,
+                oracle=market.oracle_px,
+                gap_bps=market.structural_gap_bps,
+                cost_bps=self.engine.round_trip_cost_bps(coin),
+                best_bid=(bid.limit_px, bid.sz) if bid else None,
+                best_ask=(ask.limit_px, ask.sz) if ask else None,
+                informative=not market.halted and coin not in self.model.internal,
+            )
+
+    def _note_trades(self, events: list[Publish]) -> None:
+        for event in events:
+            if event.channel != "trades":
+                continue
+            for trade in event.data:
+                side = Side.BUY if trade["side"] == "B" else Side.SELL
+                taker = trade["users"][0] if side is Side.BUY else trade["users"][1]
+                self.dislocation_log.note_trade(event.key, side, taker, Decimal(trade["sz"]))
 
     def disconnect_all(self) -> None:
         """Close every WebSocket connection now (clients must reconnect and resubscribe)."""
@@ -228,14 +286,13 @@ class Sim:
             if self.faults.is_stalled(coin):
                 continue
             if self.hub.has(("bbo", coin)):
-                data = bbo(self.engine, market)
-                if data["bbo"] != self._last_bbo.get(coin):
-                    self._last_bbo[coin] = data["bbo"]
-                    self.hub.stream(("bbo", coin), frame("bbo", data))
+                self.hub.stream_bbo(coin, bbo(self.engine, market))
+            # about once a second whether or not it changed (the exchange's cadence), so an oracle
+            # move reaches a client up to ctx_interval late
             if self.hub.has(("activeAssetCtx", coin)):
-                ctx = asset_ctx(market)
-                if ctx != self._last_ctx.get(coin):
-                    self._last_ctx[coin] = ctx
+                if now - self._ctx_sent_at.get(coin, -1e9) >= self.config.model.ctx_interval - 1e-9:
+                    self._ctx_sent_at[coin] = now
+                    ctx = asset_ctx(market)
                     self.hub.stream(
                         ("activeAssetCtx", coin), frame("activeAssetCtx", {"coin": coin, "ctx": ctx})
                     )
@@ -276,7 +333,10 @@ class Sim:
             try:
                 self.model.step(now)
                 self.engine.run_scheduled_cancels()
-                self.publish(self.engine.take_events())
+                events = self.engine.take_events()
+                self._note_trades(events)
+                self.publish(events)
+                self.observe_dislocations()
                 self.publish_market_data(now)
                 self.check_disconnects(now, tick)
             except Exception:  # a bug here must not stop the exchange; it is logged loudly
@@ -292,7 +352,10 @@ class Sim:
         response = self.engine.handle_exchange(body)
         if log.isEnabledFor(logging.INFO):
             log.info("action %s -> %s", _describe_action(body), _describe_response(response))
-        return response, self.engine.take_events()
+        events = self.engine.take_events()
+        self._note_trades(events)
+        self.observe_dislocations()
+        return response, events
 
     def answer_info(self, body: Any) -> tuple[Any, float]:
         """(answer, seconds to hold it): clearinghouseState may be delivered stale."""
@@ -451,6 +514,10 @@ class SimApp:
                 conn.push(GREETING)
                 await self._reader(conn, receive, nursery)
                 nursery.cancel_scope.cancel()
+        except* _AbortConnection:
+            # leave without a close frame: hypercorn ends the socket (1011, no reason) — the nearest
+            # an ASGI app gets to the exchange's abrupt 1006
+            pass
         finally:
             self.sim.hub.drop(conn)
 
@@ -461,7 +528,11 @@ class SimApp:
                 if item is _CLOSE:
                     await send({"type": "websocket.close", "code": 1000})
                     break
+                if item is _ABORT:
+                    raise _AbortConnection
                 await send({"type": "websocket.send", "text": item})
+        except _AbortConnection:
+            raise
         except Exception as exc:  # the client went away mid-send
             log.debug("ws client %d: send failed: %r", conn.number, exc)
         finally:
@@ -514,6 +585,13 @@ class SimApp:
     def _subscribe(self, conn: Connection, method: str, sub: dict[str, Any]) -> None:
         sim = self.sim
         keyed = subscription_key(sub, sim)
+        if keyed is UNKNOWN_COIN:
+            # the exchange drops the whole socket (1006, no message) for an unknown or miscased coin
+            log.info(
+                "ws client %d subscribed to unknown coin %r: closing the socket", conn.number, sub.get("coin")
+            )
+            conn.close(abort=True)
+            return
         if isinstance(keyed, str):
             conn.push(frame("error", keyed))
             return
@@ -543,7 +621,9 @@ class SimApp:
             if channel == "l2Book":
                 conn.push(frame("l2Book", l2_book(engine, market)))
             elif channel == "bbo":
-                conn.push(frame("bbo", bbo(engine, market)))
+                data = bbo(engine, market)
+                conn.last_bbo[name] = data["bbo"]
+                conn.push(frame("bbo", data))
             else:
                 conn.push(frame("activeAssetCtx", {"coin": name, "ctx": asset_ctx(market)}))
         elif channel == "allMids" and name == sim.config.dex:
@@ -633,7 +713,7 @@ async def open_sim(
         base_ms = config.start_time_ms or _wall_clock_ms()
 
         def clock_ms() -> int:
-            return base_ms + int((trio.current_time() - start) * 1000)
+            return base_ms + round((trio.current_time() - start) * 1000)
 
     sim = Sim(config, clock_ms=clock_ms, start=start, recover_signer=recover_signer)
     sim.host = host

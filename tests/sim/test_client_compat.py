@@ -34,7 +34,7 @@ async def test_info_client_against_sim(sim: Sim) -> None:
     assert address_of(account.agent_key) == account.agent
     async with open_info_client(sim.info_url, exchange_url=sim.exchange_url, timeout=5) as info:
         specs = await info.discover_markets("xyz", ["*"])
-        assert set(specs) == {"TSLA", "NVDA", "GOLD", "SILVER", "PLATINUM"}
+        assert set(specs) == {"TSLA", "NVDA", "GOLD", "SILVER", "PLATINUM", "HOOD"}
         assert specs["TSLA"].key.asset == TSLA and specs["TSLA"].sz_decimals == 3
         _meta, ctxs = await info.meta_and_asset_ctxs("xyz")
         assert ctxs[0].oracle_px == Decimal("100.1")

@@ -20,10 +20,15 @@ def test_shipped_defaults() -> None:
         ("GOLD", 110002),
         ("SILVER", 110003),
         ("PLATINUM", 110004),
+        ("HOOD", 110005),
     ]
     specs = config.market_specs()
     assert specs["xyz:TSLA"].sz_decimals == 3 and specs["xyz:GOLD"].max_leverage == 20
-    assert config.taker_fee_bps == Decimal(9)
+    assert (config.user_cross_rate, config.user_add_rate) == (Decimal("0.00045"), Decimal("0.00015"))
+    # growth mode and normal assets side by side, as on the real xyz dex; HOOD's book sits away
+    fees = {m.coin: (m.deployer_fee_scale, m.growth_mode, m.structural_gap_bps) for m in config.markets}
+    assert fees["TSLA"] == (1, True, 0) and fees["GOLD"] == (1, False, 0)
+    assert fees["HOOD"] == (Decimal("0.5"), False, 30)
     assert config.accounts == ()
 
 

@@ -89,7 +89,10 @@ def test_quotes_are_on_grid_and_ordered(config: SimConfig) -> None:
         assert all(spec.is_valid_price(px) and spec.is_valid_size(sz) for px, sz in bids + asks)
         assert [p for p, _ in bids] == sorted({p for p, _ in bids}, reverse=True)
         assert [p for p, _ in asks] == sorted({p for p, _ in asks})
-        assert bids[0][0] < market.oracle_px < asks[0][0]
+        fair = market.oracle_px * (1 + market.structural_gap_bps / 10000)  # HOOD: 30 bps above
+        assert bids[0][0] < fair < asks[0][0]
+        if market.structural_gap_bps:
+            assert bids[0][0] > market.oracle_px  # its whole book sits above the oracle
 
 
 async def _oracle_trace(config: SimConfig) -> list[Decimal]:

@@ -1,7 +1,8 @@
 """Matching, fills, accounts and every validation error string, against the engine directly.
 
 Expected values are hand-computed from the fixed book in conftest (TSLA asks 100.1×0.5, 100.2×1,
-100.3×2; bids 100×1, 99.9×2) and the HIP-3 fees (taker 9 bps, maker 3 bps).
+100.3×2; bids 100×1, 99.9×2) and the HIP-3 fees: TSLA is in growth mode at scale 1, so tier 0
+pays 0.045 % × 2 × 0.1 = 0.9 bp taker and 0.015 % × 2 × 0.1 = 0.3 bp maker.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def test_ioc_buy_walks_two_levels_one_fill_per_level(engine: Engine, trader: Sdk
     assert (f1["startPosition"], f2["startPosition"]) == ("0.0", "0.5")
     assert f1["dir"] == f2["dir"] == "Open Long"
     assert f1["crossed"] is True and f1["side"] == "B" and f1["coin"] == "xyz:TSLA"
-    assert (f1["fee"], f2["fee"]) == ("0.045045", "0.063126")  # 50.05 × 9 bps, 70.14 × 9 bps
+    # 50.05 × 0.9 bp = 0.0045045 (half-even → 0.004504), 70.14 × 0.9 bp = 0.0063126
+    assert (f1["fee"], f2["fee"]) == ("0.004504", "0.006313")
     assert f1["cloid"] == "0x" + "ab" * 16 and f1["feeToken"] == "USDC"
     assert engine.position(trader.address, "TSLA") == Decimal("1.2")
     # the consumed levels are gone; the rest of 100.2 remains
@@ -94,7 +96,7 @@ def test_fees_and_balance_after_round_trip(engine: Engine, trader: SdkClient) ->
     engine.handle_exchange(trader.order(TSLA, False, "100", "0.5"))
     acct = engine.account(trader.address)
     assert acct is not None
-    fee_in, fee_out = Decimal("0.045045"), Decimal("0.045")  # 50.05, 50.00 × 9 bps
+    fee_in, fee_out = Decimal("0.004504"), Decimal("0.0045")  # 50.05, 50.00 × 0.9 bp
     assert acct.fees_paid == fee_in + fee_out
     assert acct.realized_pnl == Decimal("-0.05")
     assert acct.balance == Decimal(10000) - fee_in - fee_out - Decimal("0.05")
@@ -110,7 +112,7 @@ def test_gtc_rests_then_fills_as_maker_when_makers_cross_it(engine: Engine, trad
     engine.set_book("TSLA", bids=[("99.8", "1")], asks=[("100", "3")])
     [fill] = engine.fills(trader.address)
     assert (fill["px"], fill["sz"], fill["crossed"], fill["oid"]) == ("100.05", "0.2", False, oid)
-    assert fill["fee"] == "0.006003"  # 20.01 × 3 bps
+    assert fill["fee"] == "0.0006"  # 20.01 × 0.3 bp = 0.0006003
     assert engine.order_status(trader.address, oid)["order"]["status"] == "filled"
 
 
@@ -397,8 +399,12 @@ def test_halt_cancels_settles_and_refuses(engine: Engine, trader: SdkClient) -> 
     engine.halt("TSLA")
     assert engine.positions(trader.address) == {} and engine.open_orders(trader.address) == []
     assert statuses(engine.handle_exchange(trader.order(TSLA, True, "100.1", "0.5"))) == [
-        {"error": "Trading is halted. asset=110000"}
+        {"error": "Trading is halted."}  # the one capture of this error has no asset suffix
     ]
+    engine.resume_trading("TSLA")
+    engine.set_book("TSLA", bids=[("100", "1")], asks=[("100.1", "1")])
+    [status] = statuses(engine.handle_exchange(trader.order(TSLA, True, "100.1", "0.5")))
+    assert status["filled"]["totalSz"] == "0.5"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,10 +465,10 @@ def test_info_shapes(engine: Engine, trader: SdkClient) -> None:
     assert dexes[0] is None and dexes[1]["name"] == "xyz"
     meta = handle_info(engine, {"type": "meta", "dex": "xyz"})
     names = [u["name"] for u in meta["universe"]]
-    assert names == ["xyz:TSLA", "xyz:NVDA", "xyz:GOLD", "xyz:SILVER", "xyz:PLATINUM"]
+    assert names == ["xyz:TSLA", "xyz:NVDA", "xyz:GOLD", "xyz:SILVER", "xyz:PLATINUM", "xyz:HOOD"]
     assert meta["universe"][0]["szDecimals"] == 3
     meta_ctx = handle_info(engine, {"type": "metaAndAssetCtxs", "dex": "xyz"})
-    assert meta_ctx[1][0]["oraclePx"] == "100.1" and len(meta_ctx[1]) == 5
+    assert meta_ctx[1][0]["oraclePx"] == "100.1" and len(meta_ctx[1]) == 6
     book = handle_info(engine, {"type": "l2Book", "coin": "xyz:TSLA"})
     assert book["levels"][0][0] == {"px": "100.0", "sz": "1.0", "n": 1}
     assert book["levels"][1][0] == {"px": "100.1", "sz": "0.5", "n": 1}
@@ -509,3 +515,12 @@ def test_rejected_orders_are_recorded_with_history_status(
     [event] = engine.take_events()
     assert event.channel == "orderUpdates" and event.data[0]["status"] == status
     assert engine.open_orders(trader.address) == []
+
+
+def test_expires_after_passed_is_refused_and_consumes_nothing(engine: Engine, trader: SdkClient) -> None:
+    late = trader.order(TSLA, True, "100.1", "0.5", expires_after=NOW_MS - 1)
+    assert engine.handle_exchange(late) == {"status": "err", "response": "Action already expired"}
+    assert engine.positions(trader.address) == {}
+    in_time = trader.order(TSLA, True, "100.1", "0.5", expires_after=NOW_MS + 2000)
+    [status] = statuses(engine.handle_exchange(in_time))
+    assert status["filled"]["totalSz"] == "0.5"

@@ -50,7 +50,7 @@ async def test_info_over_http(sim: Sim) -> None:
         {"px": "100.2", "sz": "1.0", "n": 1},
         {"px": "100.3", "sz": "2.0", "n": 1},
     ]
-    assert set(mids) == {"xyz:TSLA", "xyz:NVDA", "xyz:GOLD", "xyz:SILVER", "xyz:PLATINUM"}
+    assert set(mids) == {"xyz:TSLA", "xyz:NVDA", "xyz:GOLD", "xyz:SILVER", "xyz:PLATINUM", "xyz:HOOD"}
 
 
 async def test_ws_greeting_ping_subscribe_ack_and_errors(sim: Sim) -> None:
@@ -83,9 +83,6 @@ async def test_ws_greeting_ping_subscribe_ack_and_errors(sim: Sim) -> None:
         await send_json(ws, {"method": "subscribe", "subscription": {"type": "candles", "coin": "xyz:TSLA"}})
         err = await wait_for(ws, lambda m: m.get("channel") == "error")
         assert err["data"].startswith("Error parsing JSON into valid websocket request: ")
-        await send_json(ws, {"method": "subscribe", "subscription": {"type": "bbo", "coin": "xyz:NOPE"}})
-        err = await wait_for(ws, lambda m: m.get("channel") == "error")
-        assert err["data"].startswith("Invalid subscription: ")
         await send_json(ws, {"method": "post", "request": {"type": "info"}})  # no id
         err = await wait_for(ws, lambda m: m.get("channel") == "error")
         assert err["data"].startswith("Error parsing JSON into valid websocket request: ")
@@ -223,3 +220,21 @@ async def test_runtime_faults_are_private_to_the_sim(config: SimConfig) -> None:
         sim.faults.info_429_next = 5
         sim.faults.stalled_markets.add("GOLD")
     assert config.faults.info_429_next == 0 and config.faults.stalled_markets == set()
+
+
+async def test_unknown_coin_subscription_closes_the_socket(sim: Sim) -> None:
+    """One unknown or miscased coin and the exchange drops the socket with every subscription on it."""
+    for coin in ("xyz:NOPE", "XYZ:TSLA", "TSLA"):
+        async with open_websocket_url(sim.ws_url) as ws:
+            await ws.get_message()
+            await send_json(ws, {"method": "subscribe", "subscription": {"type": "bbo", "coin": "xyz:NVDA"}})
+            await wait_for(ws, lambda m: m.get("channel") == "bbo")
+            await send_json(ws, {"method": "subscribe", "subscription": {"type": "l2Book", "coin": coin}})
+            seen: list[str] = []
+            with trio.fail_after(2):
+                try:
+                    while True:
+                        seen.append(json.loads(await ws.get_message()).get("channel"))
+                except ConnectionClosed:
+                    pass
+            assert "error" not in seen and "l2Book" not in seen
