@@ -328,6 +328,9 @@ def assert_one_order_per_cloid(sim: Sim, address: str) -> None:
 async def sim() -> AsyncIterator[Sim]:
     # Testnet signatures, as in hip3.service.demo: nothing signed here could be valid on mainnet.
     config = attrs.evolve(load_sim_config(None), is_mainnet=False)
+    # activeAssetCtx every 0.1 s instead of the exchange's ~1 s: these tests time safety mechanics
+    # (READY, catch-up windows, bbo age), not the oracle's delivery delay
+    config = attrs.evolve(config, model=attrs.evolve(config.model, ctx_interval=0.1))
     async with open_sim(config, port=0) as running:
         yield running
 

@@ -674,9 +674,10 @@ async def test_demo_starts_and_stops_cleanly(caplog: pytest.LogCaptureFixture) -
 async def test_fees_past_the_daily_loss_limit_latch_the_hard_stop_entries_stop_exits_flow(
     sim: Sim, market: FrozenMarket, accounts: Accounts, tmp_path: Path
 ) -> None:
-    # The entry's taker fee (9 bps of ~$99, about 9 cents) alone passes a 1-cent daily loss limit:
-    # the hook must hand it to the hard stop, which then blocks entries while the exit still flows.
-    cfg = bot_config(sim, accounts.master, tmp_path, hard_stop={"max_daily_loss_usd": "0.01"})
+    # The entry's taker fee (TSLA is in growth mode: 0.9 bp of ~$99, about 0.9 cents) alone passes a
+    # half-cent daily loss limit: the hook must hand it to the hard stop, which then blocks entries
+    # while the exit still flows.
+    cfg = bot_config(sim, accounts.master, tmp_path, hard_stop={"max_daily_loss_usd": "0.005"})
     with trio.fail_after(20):
         async with running_bot(cfg, accounts.agent) as run:
             bot = run.b
