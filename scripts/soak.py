@@ -414,7 +414,7 @@ async def _run_soak(
     capture: Capture,
 ) -> SoakResult:
     tail = quiet_tail if quiet_tail is not None else min(5.0, seconds * 0.25)
-    sim_cfg = attrs.evolve(load_sim_config(None).with_seed(seed), is_mainnet=False)
+    sim_cfg = load_sim_config(None).with_seed(seed)  # testnet-signed actions, as the bot signs here
     agent_key = SecretKey("0x" + secrets.token_hex(32), source="throwaway soak key")
     master = address_of("0x" + secrets.token_hex(32))  # only its address is used
     rng = random.Random(seed)
@@ -437,7 +437,6 @@ async def _run_soak(
                     outcome["code"] = await run_bot(
                         cfg,
                         key=agent_key,
-                        mainnet_confirmed=True,
                         handle_signals=False,
                         task_status=task_status,
                     )

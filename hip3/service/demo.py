@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import attrs
 import trio
 
 from hip3.hyperliquid.signing import address_of
@@ -59,8 +58,6 @@ async def run_demo(seconds: float | None, seed: int | None, port: int) -> int:
     sim_cfg = load_sim_config(None)
     if seed is not None:
         sim_cfg = sim_cfg.with_seed(seed)
-    # Testnet signatures: a demo key's signature is not valid on mainnet even in principle.
-    sim_cfg = attrs.evolve(sim_cfg, is_mainnet=False)
     agent_key = SecretKey("0x" + secrets.token_hex(32), source="throwaway demo key")
     master = address_of("0x" + secrets.token_hex(32))  # only its address is used
     with tempfile.TemporaryDirectory(prefix="hip3-demo-") as tmp:
@@ -89,7 +86,8 @@ async def _bot(
     done: trio.CancelScope,
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    outcome["code"] = await run_bot(cfg, key=key, mainnet_confirmed=True, task_status=task_status)
+    # testnet signing (the simulator's default): --mainnet stays reserved for real money
+    outcome["code"] = await run_bot(cfg, key=key, task_status=task_status)
     done.cancel()  # the bot has stopped: nothing else in the demo needs to run
 
 

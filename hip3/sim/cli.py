@@ -7,6 +7,7 @@ import signal
 import sys
 from decimal import Decimal
 
+import attrs
 import trio
 
 from hip3.core import Side
@@ -24,6 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", help="simulator TOML (default: the shipped markets.toml)")
     parser.add_argument("--port", type=int, help="port to listen on (default: from the config, 3001)")
     parser.add_argument("--seed", type=int, help="market model seed (default: from the config)")
+    parser.add_argument(
+        "--mainnet-signatures",
+        action="store_true",
+        help="accept mainnet-signed actions instead of testnet-signed ones (the default)",
+    )
     parser.add_argument(
         "--watch", type=float, default=0.0, metavar="S", help="print oracle/bbo per market every S seconds"
     )
@@ -54,7 +60,8 @@ def _banner(sim: Sim, lines: list[str]) -> str:
     return "\n".join(
         [
             f"hip3 sim: HIP-3 dex {sim.config.dex!r} (perp dex index {sim.config.perp_dex_index}), "
-            f"{len(sim.config.markets)} markets, seed {sim.config.seed}",
+            f"{len(sim.config.markets)} markets, seed {sim.config.seed}, "
+            f"{'mainnet' if sim.config.is_mainnet else 'testnet'}-signed actions",
             f"  info      {sim.info_url}",
             f"  exchange  {sim.exchange_url}",
             f"  websocket {sim.ws_url}",
@@ -109,6 +116,8 @@ def main(argv: list[str]) -> int:
         return 2
     if args.seed is not None:
         config = config.with_seed(args.seed)
+    if args.mainnet_signatures:
+        config = attrs.evolve(config, is_mainnet=True)
     port = config.port if args.port is None else args.port
     if not 0 <= port <= 65535:
         print(f"hip3 sim: --port: expected 0..65535, got {port}", file=sys.stderr)

@@ -162,7 +162,9 @@ class SimConfig:
     dex: str = field(default="xyz", metadata={"conv": _str})
     dex_full_name: str = field(default="XYZ (simulated)", metadata={"conv": _str})
     perp_dex_index: int = field(default=1, metadata={"conv": _int})
-    is_mainnet: bool = field(default=True, metadata={"conv": _bool})
+    #: accept mainnet-style signatures (source "a") instead of testnet-style ("b", the default: what
+    #: the official SDK signs for any URL but mainnet's, and what hip3 signs with network.name = "testnet")
+    is_mainnet: bool = field(default=False, metadata={"conv": _bool})
     seed: int = field(default=7, metadata={"conv": _int})
     port: int = field(default=3001, metadata={"conv": _int})
     start_time_ms: int = field(default=0, metadata={"conv": _int})

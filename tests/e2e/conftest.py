@@ -234,7 +234,6 @@ async def running_bot(
                 cfg,
                 key=key,
                 handle_signals=False,
-                mainnet_confirmed=True,
                 on_signal=run.signals.append,
                 task_status=task_status,
             )
@@ -326,8 +325,8 @@ def assert_one_order_per_cloid(sim: Sim, address: str) -> None:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Sim]:
-    # Testnet signatures, as in hip3.service.demo: nothing signed here could be valid on mainnet.
-    config = attrs.evolve(load_sim_config(None), is_mainnet=False)
+    # The simulator accepts testnet signatures by default, as the bot signs with network.name = "testnet".
+    config = load_sim_config(None)
     # activeAssetCtx every 0.1 s instead of the exchange's ~1 s: these tests time safety mechanics
     # (READY, catch-up windows, bbo age), not the oracle's delivery delay
     config = attrs.evolve(config, model=attrs.evolve(config.model, ctx_interval=0.1))

@@ -41,7 +41,7 @@ class SdkClient:
         nonce: int | None = None,
         vault: str | None = None,
         expires_after: int | None = None,
-        is_mainnet: bool = True,
+        is_mainnet: bool = False,  # the simulator's default
     ) -> dict[str, Any]:
         nonce = self.next_nonce() if nonce is None else nonce
         signature = sign_l1_action(self.wallet, action, vault, nonce, expires_after, is_mainnet)

@@ -42,7 +42,7 @@ def test_runs_prints_and_stops_on_ctrl_c() -> None:
             if line.startswith("Ctrl-C"):
                 break
         text = "".join(lines)
-        assert "seed 3" in text
+        assert "seed 3" in text and "testnet-signed actions" in text
         info_url = next(w for line in lines for w in line.split() if w.endswith("/info"))
         assert "ws://127.0.0.1:" in text and "/exchange" in text
         assert "master    0x" in text and "agent     0x" in text and "THROWAWAY" in text

@@ -25,7 +25,7 @@ def _signed(sim: Sim, key: str, action: dict, nonce: int) -> dict:
     return {
         "action": action,
         "nonce": nonce,
-        "signature": sign_l1_action(key, action, nonce, is_mainnet=True),
+        "signature": sign_l1_action(key, action, nonce, is_mainnet=False),
     }
 
 

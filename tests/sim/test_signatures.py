@@ -61,16 +61,26 @@ async def test_unapproved_signer_is_refused(sim: Sim) -> None:
     assert sim.engine.positions(master.address) == {}
 
 
-async def test_testnet_signature_recovers_another_signer_on_mainnet_sim(sim: Sim) -> None:
-    client = SdkClient()
-    sim.engine.fund(client.address, 10000)
-    body = client.sign(
-        SdkClient.order_action(TSLA, True, "100.2", "0.5"), nonce=_fresh_nonce(sim), is_mainnet=False
-    )
-    async with httpx.AsyncClient(timeout=5) as http:
-        reply = await http.post(sim.exchange_url, json=body)
-    assert reply.json()["status"] == "err"
-    assert "does not exist" in reply.json()["response"]
+async def test_mainnet_signature_is_refused_by_default_and_accepted_by_the_switch(config: SimConfig) -> None:
+    """Testnet-signed actions by default; `is_mainnet = true` (`--mainnet-signatures`) flips it."""
+    for mainnet_sim in (False, True):
+        async with open_sim(attrs.evolve(config, is_mainnet=mainnet_sim)) as sim:
+            client = SdkClient()
+            sim.engine.fund(client.address, 10000)
+            sim.engine.set_book("TSLA", bids=[("100", "1")], asks=[("100.1", "1")])
+            sim.engine.set_oracle("TSLA", "100.1")
+            async with httpx.AsyncClient(timeout=5) as http:
+                for signed_mainnet in (True, False):
+                    body = client.sign(
+                        SdkClient.order_action(TSLA, True, "100.1", "0.1"),
+                        nonce=sim.engine.now_ms() + int(signed_mainnet),
+                        is_mainnet=signed_mainnet,
+                    )
+                    reply = (await http.post(sim.exchange_url, json=body)).json()
+                    if signed_mainnet == mainnet_sim:
+                        assert statuses(reply)[0]["filled"]["totalSz"] == "0.1"
+                    else:  # the other domain recovers some other address
+                        assert reply["status"] == "err" and "does not exist" in reply["response"]
 
 
 async def test_sdk_signed_order_over_ws_post(sim: Sim) -> None:
@@ -91,10 +101,11 @@ async def test_sdk_signed_order_over_ws_post(sim: Sim) -> None:
 async def test_official_sdk_exchange_class_end_to_end(config: SimConfig) -> None:
     """The SDK builds, signs and posts the whole request itself (agent for a master, HIP-3 name).
 
-    The SDK signs as testnet ("b") for any URL other than mainnet's, so this sim runs in testnet mode.
+    The SDK signs as testnet ("b") for any URL other than mainnet's: the simulator's default
+    accepts that out of the box.
     """
 
-    async with open_sim(attrs.evolve(config, is_mainnet=False)) as sim:
+    async with open_sim(config) as sim:
         await _sdk_trade(sim)
 
 
