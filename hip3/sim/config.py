@@ -172,6 +172,8 @@ class SimConfig:
     user_cross_rate: Decimal = field(default=TIER0_CROSS_RATE, metadata={"conv": _decimal})
     user_add_rate: Decimal = field(default=TIER0_ADD_RATE, metadata={"conv": _decimal})
     ws_idle_timeout: float = field(default=60.0, metadata={"conv": _float})
+    #: a WS client with more than this many bytes waiting to be sent to it is too slow: disconnected
+    ws_max_queued_bytes: int = field(default=4_000_000, metadata={"conv": _int})
     vaults: tuple[str, ...] = field(default=(), metadata={"conv": _addresses})
     maker_address: str = field(
         default="0x00000000000000000000000000000000000b00c5", metadata={"conv": _address}
@@ -207,6 +209,7 @@ _EXCHANGE_KEYS = {
     "user_cross_rate",
     "user_add_rate",
     "ws_idle_timeout",
+    "ws_max_queued_bytes",
     "vaults",
     "maker_address",
 }
@@ -328,6 +331,10 @@ def validate_sim_config(config: SimConfig) -> None:
         raise SimConfigError("model.stale_quote_pull_probability: expected 0..1")
     if config.model.ctx_interval <= 0:
         raise SimConfigError("model.ctx_interval: expected > 0")
+    if config.ws_max_queued_bytes < 64_000:
+        raise SimConfigError(
+            f"exchange.ws_max_queued_bytes: expected >= 64000, got {config.ws_max_queued_bytes}"
+        )
     if config.model.maker_levels < 1:
         raise SimConfigError("model.maker_levels: expected >= 1")
     if config.model.stream_tick <= 0:

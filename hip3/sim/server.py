@@ -44,7 +44,8 @@ class _AbortConnection(Exception):
     """Raised by a connection's writer to end the socket abruptly."""
 
 
-_OUTGOING_BUFFER = 4096
+#: how much of an invalid request an error reply quotes
+ERROR_EXCERPT_CHARS = 120
 _MAX_BODY = 1_000_000
 
 Scope = dict[str, Any]
@@ -64,26 +65,58 @@ def frame(channel: str, data: Any) -> str:
 # WebSocket connections and subscriptions
 
 
-class Connection:
-    """One WS client: an outgoing queue drained by a writer task, and its subscriptions."""
+def excerpt(text: str, limit: int = ERROR_EXCERPT_CHARS) -> str:
+    """The start of a client's text for an error reply: never the whole of a huge frame."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} chars)"
 
-    def __init__(self, number: int) -> None:
+
+class Connection:
+    """One WS client: an outgoing queue drained by a writer task, and its subscriptions.
+
+    The queue is bounded in bytes, not frames: a client that stops reading while frames keep
+    coming is disconnected once `max_queued_bytes` wait for it (its queue is dropped at once).
+    """
+
+    def __init__(self, number: int, max_queued_bytes: int = 4_000_000) -> None:
         self.number = number
-        self.send_channel, self.receive_channel = trio.open_memory_channel[Any](_OUTGOING_BUFFER)
+        self.max_queued_bytes = max_queued_bytes
+        self.send_channel, self.receive_channel = trio.open_memory_channel[Any](math.inf)
         self.subscriptions: dict[tuple[str, str], dict[str, Any]] = {}
         self.closed = False
         self.last_bbo: dict[str, Any] = {}  # per coin, what this client was sent last
+        self.queued_bytes = 0  # text queued and not yet handed to the socket
+        self.cancel_scope: trio.CancelScope | None = None  # ends the connection's tasks
 
     def push(self, text: str) -> None:
         if self.closed:
             return
+        # one frame is always let through (a big snapshot to a client that is keeping up)
+        if self.queued_bytes and self.queued_bytes + len(text) > self.max_queued_bytes:
+            log.warning(
+                "ws client %d is too slow (%d bytes waiting); disconnecting it",
+                self.number,
+                self.queued_bytes,
+            )
+            self.drop()
+            return
         try:
             self.send_channel.send_nowait(text)
-        except trio.WouldBlock:
-            log.warning("ws client %d is too slow; disconnecting it", self.number)
-            self.close()
+            self.queued_bytes += len(text)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             self.closed = True
+
+    def sent(self, text: str) -> None:
+        self.queued_bytes -= len(text)
+
+    def drop(self) -> None:
+        """Disconnect now without sending what is queued (the writer may be stuck on this client)."""
+        self.closed = True
+        self.send_channel.close()
+        self.queued_bytes = 0
+        if self.cancel_scope is not None:
+            self.cancel_scope.cancel()
 
     def close(self, *, abort: bool = False) -> None:
         """Close after what is queued (a close frame), or with `abort` drop the socket without one."""
@@ -104,9 +137,9 @@ class Hub:
         self.connections: set[Connection] = set()
         self._count = 0
 
-    def new_connection(self) -> Connection:
+    def new_connection(self, max_queued_bytes: int = 4_000_000) -> Connection:
         self._count += 1
-        conn = Connection(self._count)
+        conn = Connection(self._count, max_queued_bytes)
         self.connections.add(conn)
         return conn
 
@@ -151,7 +184,7 @@ UNKNOWN_COIN = "unknown coin"
 def subscription_key(sub: dict[str, Any], sim: Sim) -> tuple[tuple[str, str], dict[str, Any]] | str:
     """(routing key, normalized echo) for a subscription, or an error string for the error channel."""
     kind = sub.get("type")
-    text = dumps(sub)
+    text = excerpt(dumps(sub))
     if kind in ("l2Book", "bbo", "activeAssetCtx", "trades"):
         coin = sub.get("coin")
         if not isinstance(coin, str):
@@ -507,9 +540,10 @@ class SimApp:
         if message["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept"})
-        conn = self.sim.hub.new_connection()
+        conn = self.sim.hub.new_connection(self.sim.config.ws_max_queued_bytes)
         try:
             async with trio.open_nursery() as nursery:
+                conn.cancel_scope = nursery.cancel_scope
                 nursery.start_soon(self._writer, conn, send, nursery.cancel_scope)
                 conn.push(GREETING)
                 await self._reader(conn, receive, nursery)
@@ -530,6 +564,7 @@ class SimApp:
                     break
                 if item is _ABORT:
                     raise _AbortConnection
+                conn.sent(item)
                 await send({"type": "websocket.send", "text": item})
         except _AbortConnection:
             raise
@@ -557,16 +592,16 @@ class SimApp:
                 self._on_message(conn, text or "", nursery)
             except Exception:
                 log.exception("ws client %d: request handling failed", conn.number)
-                conn.push(frame("error", WS_PARSE_ERROR + (text or "")))
+                conn.push(frame("error", WS_PARSE_ERROR + excerpt(text or "")))
 
     def _on_message(self, conn: Connection, text: str, nursery: trio.Nursery) -> None:
         try:
             request = json.loads(text)
         except ValueError:
-            conn.push(frame("error", WS_PARSE_ERROR + text))
+            conn.push(frame("error", WS_PARSE_ERROR + excerpt(text)))
             return
         if not isinstance(request, dict):
-            conn.push(frame("error", WS_PARSE_ERROR + text))
+            conn.push(frame("error", WS_PARSE_ERROR + excerpt(text)))
             return
         method = request.get("method")
         if method == "ping":
@@ -574,13 +609,13 @@ class SimApp:
         elif method in ("subscribe", "unsubscribe"):
             sub = request.get("subscription")
             if not isinstance(sub, dict):
-                conn.push(frame("error", WS_PARSE_ERROR + text))
+                conn.push(frame("error", WS_PARSE_ERROR + excerpt(text)))
                 return
             self._subscribe(conn, method, sub)
         elif method == "post":
             self._post(conn, request, text, nursery)
         else:
-            conn.push(frame("error", WS_PARSE_ERROR + text))
+            conn.push(frame("error", WS_PARSE_ERROR + excerpt(text)))
 
     def _subscribe(self, conn: Connection, method: str, sub: dict[str, Any]) -> None:
         sim = self.sim
@@ -598,13 +633,13 @@ class SimApp:
         key, echo = keyed
         if method == "unsubscribe":
             if key not in conn.subscriptions:
-                conn.push(frame("error", f"Already unsubscribed: {dumps(sub)}"))
+                conn.push(frame("error", f"Already unsubscribed: {excerpt(dumps(sub))}"))
                 return
             del conn.subscriptions[key]
             conn.push(frame("subscriptionResponse", {"method": "unsubscribe", "subscription": echo}))
             return
         if key in conn.subscriptions:
-            conn.push(frame("error", f"Already subscribed: {dumps(sub)}"))
+            conn.push(frame("error", f"Already subscribed: {excerpt(dumps(sub))}"))
             return
         # flush events of earlier changes first, so nothing in the snapshot is streamed again
         sim.publish(sim.engine.take_events())
@@ -640,7 +675,7 @@ class SimApp:
             or inner.get("type") not in ("info", "action")
             or "payload" not in inner
         ):
-            conn.push(frame("error", WS_PARSE_ERROR + text))
+            conn.push(frame("error", WS_PARSE_ERROR + excerpt(text)))
             return
 
         def reply(response: dict[str, Any]) -> str:
