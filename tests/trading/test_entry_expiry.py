@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from decimal import Decimal
 
+import attrs
 from eth_account import Account
 from hyperliquid.utils.signing import sign_l1_action as sdk_sign_l1_action
 
@@ -56,7 +57,8 @@ def test_flattens_never_expire_and_expiry_can_be_off() -> None:
 
 def test_the_exchange_refuses_a_late_entry_and_the_refusal_is_benign() -> None:
     clock = [NOW_MS]
-    engine = Engine(load_sim_config(None), clock_ms=lambda: clock[0])
+    # this test signs mainnet-style (as the SDK comparison above): the simulator switched to match
+    engine = Engine(attrs.evolve(load_sim_config(None), is_mainnet=True), clock_ms=lambda: clock[0])
     engine.set_oracle("TSLA", "100.1")
     engine.set_book("TSLA", bids=[("100", "1")], asks=[("100.1", "1")])
     key = "0x" + secrets.token_hex(32)
