@@ -55,7 +55,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        return f"{value.normalize():f}"
+        return "0" if value == 0 else f"{value.normalize():f}"
     return str(value)
 
 
@@ -259,7 +259,7 @@ def trips(db: sqlite3.Connection, limit: int) -> Table:
         entry_px = trip.entry_notional / trip.size if trip.size else None
         exit_px = trip.exit_notional / trip.exit_size if trip.exit_size else None
         signal = _entry_signal(db, trip.entry_cloid)
-        edge = Decimal(signal["raw_edge_bps"]) if signal else None
+        edge = Decimal(signal["raw_edge_bps"]).quantize(Decimal("0.1")) if signal else None
         threshold = Decimal(signal["threshold_bps"]) if signal else None
         slippage = None
         if signal and entry_px is not None:
