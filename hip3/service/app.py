@@ -199,7 +199,7 @@ async def _start(
 ) -> int:
     """Everything after the local checks (and, when trading, with the instance lock held)."""
     trading = cfg.mode == "trading"
-    hard_stop = HardStop.load(hard_stop_params(cfg))
+    hard_stop = HardStop.load(hard_stop_params(cfg), arm=trading)  # observing writes nothing
     # The journal first: a file that cannot be used stops the start before the exchange is touched.
     try:
         journal = prepare_journal(cfg.journal.path)

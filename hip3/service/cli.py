@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from hip3.service.config import Config, ConfigError, config_to_text, load_config
+from hip3.service.instance_lock import running_instances
 from hip3.service.keys import ENV_VAR, KeyLoadError, load_signing_key
 from hip3.service.masking import mask_secrets
 
@@ -125,6 +126,11 @@ def reset_hard_stop(path: str) -> int:
     if cfg is None:
         return EXIT_USAGE
     state_file = Path(cfg.hard_stop.state_file)
+    running = running_instances(state_file.parent)
+    if running:
+        # A running bot keeps its latch in memory and would write it back: stop it first.
+        _err(f"hip3: refusing to reset the hard stop while hip3 runs: {'; '.join(running)}; stop it first")
+        return EXIT_USAGE
     try:
         previous = state_file.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:

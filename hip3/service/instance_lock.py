@@ -53,3 +53,22 @@ def instance_lock(state_dir: Path, account: str, dex: str) -> Iterator[Path]:
         yield path
     finally:
         os.close(fd)  # releases the flock
+
+
+def running_instances(state_dir: Path) -> list[str]:
+    """Who holds a lock in `state_dir` right now ("pid N (started …) on <file>"); [] if nobody."""
+    holders: list[str] = []
+    for path in sorted(state_dir.glob("hip3-*.lock")):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode("utf-8", errors="replace").strip() or "unknown process"
+                holders.append(f"{holder} on {path.name}")
+        finally:
+            os.close(fd)
+    return holders

@@ -110,10 +110,12 @@ class HardStop:
         self._seen: tuple[int, int, int] | None = None  # stat signature of the file as last read/written
 
     @classmethod
-    def load(cls, params: HardStopParams, *, wall_clock: Callable[[], datetime] = _utc_now) -> HardStop:
-        """Restore from `params.state_file` and arm the spare; a missing file is a clear hard stop,
-        anything the bot would not have written is a latched one, and so is a disk that cannot
-        take a latch."""
+    def load(
+        cls, params: HardStopParams, *, wall_clock: Callable[[], datetime] = _utc_now, arm: bool = True
+    ) -> HardStop:
+        """Restore from `params.state_file` and (with `arm`, when trading) arm the spare; a missing
+        file is a clear hard stop, anything the bot would not have written is a latched one, and
+        so is a disk that cannot take a latch."""
         stop = cls(params, wall_clock=wall_clock)
         path = params.state_file
         stop._seen = _signature(path)
@@ -133,6 +135,8 @@ class HardStop:
                 )
         if stop.latched:
             log.critical("hard stop restored from %s: %s — entries blocked until reset", path, stop.reason)
+            return stop
+        if not arm:
             return stop
         try:
             write_atomically(_spare_path(path), json.dumps(_spare_state(wall_clock()), indent=2) + "\n")

@@ -86,3 +86,20 @@ def test_a_symlinked_lock_file_is_refused(tmp_path: Path) -> None:
         with instance_lock(tmp_path, account, "xyz"):
             pass
     assert target.read_text() == "x"
+
+
+def test_reset_hard_stop_refuses_while_a_bot_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hip3.service import cli
+
+    account = "0x" + "aa" * 20
+    state = tmp_path / "state" / "hard_stop.json"
+    state.parent.mkdir()
+    state.write_text('{"latched": true, "reason": "test", "latched_wall": null, "daily": null}')
+    config = tmp_path / "hip3.toml"
+    config.write_text(f'mode = "observation"\n[hard_stop]\nstate_file = "{state}"\n')
+    with instance_lock(state.parent, account, "xyz"):
+        assert cli.main(["reset-hard-stop", "--config", str(config)]) == 2
+        assert f"pid {os.getpid()}" in capsys.readouterr().err
+        assert state.exists()
+    assert cli.main(["reset-hard-stop", "--config", str(config)]) == 0
+    assert not state.exists()

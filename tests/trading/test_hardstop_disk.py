@@ -241,3 +241,10 @@ def test_no_stat_storm_when_nothing_changed(tmp_path: Path, monkeypatch: pytest.
     for _ in range(1000):
         assert not stop.latched
     assert reads == []  # the file is re-read only when it changed
+
+
+def test_observation_writes_nothing_to_the_state_directory(tmp_path: Path) -> None:
+    p = params(tmp_path)
+    stop = HardStop.load(p, arm=False)
+    assert not stop.latched
+    assert not p.state_file.parent.exists()
