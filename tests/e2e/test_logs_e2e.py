@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -95,3 +96,28 @@ async def test_a_trading_run_prints_json_lines_with_context_and_never_the_key(
         assert about, f"no log event carries cloid {cloid}"
         assert all(e.get("market") == TSLA for e in about)
     assert any(e.get("market") == TSLA and "signal" in e["msg"] for e in events)
+
+
+async def test_a_refused_start_prints_the_reason_and_never_the_key(
+    sim: Sim, market: FrozenMarket, accounts: Accounts, tmp_path: Path
+) -> None:
+    """The error path: a key the account never approved is refused (exit 2), and the message names
+    addresses, never the key."""
+    stranger = "0x" + secrets.token_hex(32)
+    cfg_path = tmp_path / "bot.toml"
+    cfg_path.write_text(config_to_text(bot_config(sim, accounts.master, tmp_path)))
+    with trio.fail_after(20):
+        result = await trio.run_process(
+            [sys.executable, "-m", "hip3.main", "--config", str(cfg_path), "--log-format", "text"],
+            stdin=subprocess.DEVNULL,
+            capture_stdout=True,
+            capture_stderr=True,
+            env=dict(os.environ, HIP3_PRIVATE_KEY=stranger),
+            check=False,
+        )
+    printed = (result.stdout + result.stderr).decode(errors="replace")
+    assert result.returncode == 2, printed
+    assert "refusing to trade" in printed
+    assert not printed.lstrip().startswith("{")  # --log-format text wins over auto
+    for form in key_forms(stranger):
+        assert form not in printed, "the signing key was printed"
