@@ -30,7 +30,14 @@
   (`model.stream_tick`) when it changed; `sim.model.set_internal_pricing(on, coins=None)` (or
   `model.internal_pricing`) makes the oracle follow the book; an expired `expiresAfter` is refused
   with "Action already expired"; orders on a halted asset get "Trading is halted.".
-* `sim.faults` — runtime fault switches (`hip3.sim.faults.Faults`); `sim.disconnect_all()`.
+* `sim.faults` — runtime fault switches (`hip3.sim.faults.Faults`, incl. `action_delay`: an
+  action waits before it executes, so an `expiresAfter` can pass); `sim.disconnect_all()`.
+* Foreign account activity: `sim.liquidate(user, coin, px=None)` (fills without a cloid, with a
+  `liquidation` field, and a `user`-channel liquidation event; open orders there
+  `liquidatedCanceled`), `sim.manual_close(user, coin, sz=None)` (a web-app market close, no cloid),
+  `sim.foreign_order(user, coin, is_buy=, sz=, px=None, tif="Ioc", reduce_only=False, cloid=None)`
+  (another client's order with its own cloid, seeded). The same and more over HTTP for a
+  simulator in its own process: `POST /control` with `{"op": ...}` (`hip3.sim.ops`).
 """
 
 from hip3.sim.accounts import ThrowawayAccount, create_throwaway_account

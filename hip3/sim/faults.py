@@ -21,6 +21,9 @@ class Faults:
     post_response_delay: float = 0.0
     #: WS post action responses are never sent; the action still executes.
     drop_post_responses: bool = False
+    #: Seconds an action waits before it executes (a slow path to the validators): an entry whose
+    #: expiresAfter passes meanwhile is refused with "Action already expired".
+    action_delay: float = 0.0
     #: Close every WS connection once this many seconds after the simulator started (0 = never).
     disconnect_at: float = 0.0
     #: Random disconnects per connection per minute (0 = never).
@@ -63,6 +66,7 @@ FAULT_NAMES = (
     "fills_before_response",
     "post_response_delay",
     "drop_post_responses",
+    "action_delay",
     "disconnect_at",
     "disconnect_rate",
     "stale_clearinghouse_delay",

@@ -28,6 +28,7 @@ from hip3.sim.config import SimConfig, load_sim_config
 from hip3.sim.dislocations import Dislocation, DislocationLog
 from hip3.sim.engine import Engine, Publish, RecoverSigner
 from hip3.sim.faults import MALFORMED_FRAME, Faults
+from hip3.sim.foreign import OpError, foreign_order, liquidate, manual_close
 from hip3.sim.info import all_mids, asset_ctx, bbo, handle_info, l2_book
 from hip3.sim.model import DexModel
 from hip3.sim.requests import DESERIALIZE_PREFIX, BadRequest
@@ -249,6 +250,7 @@ class Sim:
         self._last_l2: dict[str, tuple[int, float]] = {}
         self._last_mids: tuple[Any, float] = (None, 0.0)
         self._disconnect_fired_for = 0.0
+        self.ops_rng = random.Random(f"{config.seed}:ops")  # cloids of injected foreign orders
 
     @property
     def base_url(self) -> str:
@@ -295,6 +297,33 @@ class Sim:
                 taker = trade["users"][0] if side is Side.BUY else trade["users"][1]
                 self.dislocation_log.note_trade(event.key, side, taker, Decimal(trade["sz"]))
 
+    def after_action(self) -> None:
+        """Publish what an in-process change caused and look at the books again."""
+        events = self.engine.take_events()
+        self._note_trades(events)
+        self.publish(events)
+        self.observe_dislocations()
+
+    # -- foreign account activity (also `POST /control`, see hip3.sim.ops) ----------------------
+
+    def liquidate(self, user: str, coin: str, px: Decimal | str | None = None) -> list[dict[str, Any]]:
+        """Liquidate `user`'s position in `coin` (fills without a cloid); published at once."""
+        fills = liquidate(self.engine, user, coin, px)
+        self.after_action()
+        return fills
+
+    def manual_close(self, user: str, coin: str, sz: Decimal | str | None = None) -> Any:
+        """Close `user`'s position as the web app does (market order, no cloid); published at once."""
+        status = manual_close(self.engine, user, coin, sz)
+        self.after_action()
+        return status
+
+    def foreign_order(self, user: str, coin: str, *, is_buy: bool, sz: Decimal | str, **kw: Any) -> Any:
+        """Another client's order on `user`'s account with its own cloid; published at once."""
+        status = foreign_order(self.engine, user, coin, is_buy=is_buy, sz=sz, rng=self.ops_rng, **kw)
+        self.after_action()
+        return status
+
     def disconnect_all(self) -> None:
         """Close every WebSocket connection now (clients must reconnect and resubscribe)."""
         self.hub.close_all()
@@ -312,6 +341,8 @@ class Sim:
                 self.hub.stream(("orderUpdates", event.key), frame("orderUpdates", event.data))
             elif event.channel == "trades":
                 self.hub.stream(("trades", event.key), frame("trades", event.data))
+            elif event.channel == "userEvents":
+                self.hub.stream(("user", event.key), frame("user", event.data))
 
     def publish_market_data(self, now: float) -> None:
         l2_interval = self.config.model.l2_book_interval
@@ -476,7 +507,7 @@ class SimApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
-        if path not in ("/info", "/exchange"):
+        if path not in ("/info", "/exchange", "/control"):
             await self._reply(send, 404, "Not Found", text=True)
             return
         if method != "POST":
@@ -503,6 +534,19 @@ class SimApp:
 
     async def _answer(self, path: str, raw: bytes, send: Send) -> None:
         sim = self.sim
+        if path == "/control":
+            from hip3.sim.ops import run_op
+
+            try:
+                result = run_op(sim, _parse_json(raw))
+            except BadRequest as exc:
+                await self._reply(send, 400, exc.message, text=True)
+                return
+            except OpError as exc:
+                await self._reply(send, 400, f"control: {exc}", text=True)
+                return
+            await self._reply(send, 200, {"status": "ok", "result": result})
+            return
         if path == "/info":
             if sim.faults.take_info_429():
                 await self._reply(send, 429, "Too Many Requests", text=True)
@@ -516,6 +560,8 @@ class SimApp:
                 await trio.sleep(delay)
             await self._reply(send, 200, answer)
             return
+        if sim.faults.action_delay > 0:
+            await trio.sleep(sim.faults.action_delay)
         try:
             response, events = sim.execute_action(_parse_json(raw))
         except BadRequest as exc:
@@ -695,6 +741,22 @@ class SimApp:
             else:
                 conn.push(text_out)
             return
+        if sim.faults.action_delay > 0:
+            nursery.start_soon(self._post_action_later, conn, post_id, payload, sim.faults.action_delay)
+            return
+        self._post_action(conn, post_id, payload, nursery)
+
+    async def _post_action_later(self, conn: Connection, post_id: int, payload: Any, delay: float) -> None:
+        await trio.sleep(delay)
+        async with trio.open_nursery() as nursery:
+            self._post_action(conn, post_id, payload, nursery)
+
+    def _post_action(self, conn: Connection, post_id: int, payload: Any, nursery: trio.Nursery) -> None:
+        sim = self.sim
+
+        def reply(response: dict[str, Any]) -> str:
+            return frame("post", {"id": post_id, "response": response})
+
         try:
             response, events = sim.execute_action(payload)
         except BadRequest as exc:

@@ -217,3 +217,31 @@ def test_faults_object_is_shared_with_config() -> None:
     faults = attrs.evolve(config.faults)
     faults.info_429_next = 3
     assert faults.take_info_429() and faults.info_429_next == 2
+
+
+async def test_action_delay_lets_expires_after_pass(config: SimConfig, autojump_clock: Any) -> None:
+    from hip3.sim.server import open_sim
+
+    async with open_sim(attrs.evolve(config, start_time_ms=1_700_000_000_000)) as sim:
+        sim.engine.set_oracle("TSLA", "100.1")
+        sim.engine.set_book("TSLA", bids=[("100", "1")], asks=[("100.1", "1")])
+        client = _funded(sim)
+        sim.faults.action_delay = 1.0  # the path to the validators takes a second
+        async with open_websocket_url(sim.ws_url) as ws:
+            for post_id, expires_in in ((1, 500), (2, 3000)):
+                now = sim.engine.now_ms()
+                body = client.order(
+                    TSLA, True, "100.1", "0.2", nonce=now + post_id, expires_after=now + expires_in
+                )
+                start = trio.current_time()
+                await send_json(
+                    ws, {"method": "post", "id": post_id, "request": {"type": "action", "payload": body}}
+                )
+                reply = await wait_for(ws, lambda m: m.get("channel") == "post", timeout=5)
+                assert trio.current_time() - start >= 1.0
+                payload = reply["data"]["response"]["payload"]
+                if expires_in < 1000:
+                    assert payload == {"status": "err", "response": "Action already expired"}
+                else:
+                    assert payload["response"]["data"]["statuses"][0]["filled"]["totalSz"] == "0.2"
+    assert sim.engine.position(client.address, "TSLA") == Decimal("0.2")
