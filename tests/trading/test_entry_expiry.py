@@ -6,6 +6,7 @@ import secrets
 from decimal import Decimal
 
 import attrs
+import pytest
 from eth_account import Account
 from hyperliquid.utils.signing import sign_l1_action as sdk_sign_l1_action
 
@@ -77,3 +78,48 @@ def test_the_exchange_refuses_a_late_entry_and_the_refusal_is_benign() -> None:
     refused = parse_action_response(engine.handle_exchange(late))
     assert isinstance(refused, ActionErr) and is_benign_reject(refused.message), refused
     assert engine.position(address_of(key), "TSLA") == Decimal("0.2")
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving an unanswered entry: its expiry bounds the wait
+
+
+async def _unanswered_entry_resolved_after(expiry_ms: int | None) -> float | None:
+    """Trio seconds until an entry whose post got no answer is resolved as never executed."""
+    import trio
+
+    from hip3.hyperliquid.events import OrderStatusResult
+    from hip3.hyperliquid.ws import ConnectionLost
+    from tests.fakes.trading import TSLA, Side, signal
+    from tests.trading.test_executor import running
+
+    async with running() as h:
+        plain = h.signer.sign_order
+
+        def with_expiry(*args: object) -> dict[str, object]:
+            body = plain(*args)  # type: ignore[arg-type]
+            if expiry_ms is not None:
+                body["expiresAfter"] = 1_700_000_000_000 + expiry_ms  # the harness's exchange clock
+            return body
+
+        h.signer.sign_order = with_expiry  # type: ignore[method-assign, assignment]
+        h.ws.raise_exc = ConnectionLost("dropped")
+        h.info.status_answers = [OrderStatusResult(known=False)]
+        start = trio.current_time()
+        await h.signals.send(signal(TSLA, Side.BUY, "250", "1"))
+        while not h.tracker.resolved and trio.current_time() - start < 30:
+            await trio.sleep(0.05)
+        return trio.current_time() - start if h.tracker.resolved else None
+
+
+async def test_an_expired_entry_is_final_without_waiting_for_the_grace(autojump_clock: object) -> None:
+    from hip3.trading.executor.resolution import EXPIRY_MARGIN_SECS
+    from hip3.trading.executor.task import ExecutorParams
+
+    without = await _unanswered_entry_resolved_after(None)
+    with_expiry = await _unanswered_entry_resolved_after(2000)
+    grace = ExecutorParams().unknown_oid_grace_secs
+    assert without is not None and without >= grace  # "unknownOid" may mean "not in a block yet"
+    # 2 s expiry + the margin: after that the exchange can no longer execute it.
+    assert with_expiry is not None and with_expiry < grace
+    assert with_expiry == pytest.approx(2.0 + EXPIRY_MARGIN_SECS, abs=0.1)

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 SENT_MEMORY_SECS = 6 * 3600.0
 #: How far before the post the fill catch-up window starts (exchange vs local clock skew).
 FILL_WINDOW_MARGIN_MS = 60_000
+#: After an entry's expiresAfter, how long until "unknownOid" is taken as final (clock skew, block time).
+EXPIRY_MARGIN_SECS = 1.0
 #: orderStatus word for a reduce-only order refused because there was no position to reduce.
 REDUCE_ONLY_REJECTED = "reduceOnlyRejected"
 
@@ -39,6 +41,7 @@ class SentOrder:
     market: MarketKey | None  # None: found by the sweep, not sent by this executor
     reduce_only: bool  # a flatten: its outcome counts for the hard stop
     sent_ms: int  # wall-clock ms when it was sent (the fill query window starts before it)
+    expires_at: float | None = None  # trio time its expiresAfter passes (None: never expires)
 
 
 class ResolvingTracker(Protocol):
@@ -142,12 +145,20 @@ class Resolver:
         start = trio.current_time()
         deadline = start + self.timing.resolve_timeout_secs
         delay = self.timing.poll_initial_secs
+        # Once an entry's expiresAfter has passed (plus a margin for the two clocks) the exchange
+        # can no longer execute it: "unknownOid" is final then, even within the grace.
+        certain_at = None if order.expires_at is None else order.expires_at + EXPIRY_MARGIN_SECS
         while trio.current_time() < deadline:
             status = await self._query_status(order.cloid, deadline)
             # Right after a lost post the order may still be on its way to a block: "unknownOid"
             # means "never executed" only once the grace has passed. A reservation found by the
             # stale sweep was posted long ago: no grace needed.
-            unknown_is_final = from_sweep or trio.current_time() - start >= self.timing.unknown_oid_grace_secs
+            now = trio.current_time()
+            unknown_is_final = (
+                from_sweep
+                or now - start >= self.timing.unknown_oid_grace_secs
+                or (certain_at is not None and now >= certain_at)
+            )
             if status is not None and (
                 (status.known and status.status not in LIVE_STATUSES)
                 or (not status.known and unknown_is_final)
@@ -157,7 +168,10 @@ class Resolver:
                     # Resolved before, and still open: the fills never came. Stop blocking the market.
                     await self._abandon(order, "final but its fills never arrived")
                 return
-            await trio.sleep(max(0.0, min(delay, deadline - trio.current_time())))
+            wait = min(delay, deadline - trio.current_time())
+            if certain_at is not None and trio.current_time() < certain_at:
+                wait = min(wait, certain_at - trio.current_time())  # ask again as soon as it is certain
+            await trio.sleep(max(0.0, wait))
             delay = min(delay * 2, self.timing.poll_max_secs)
         await self.feed_fills(order)
         await self._abandon(order, f"unresolved after {self.timing.resolve_timeout_secs:g} s")

@@ -29,7 +29,7 @@ from hip3.market.cells import MarketSource
 from hip3.trading.edge import post_outcome
 from hip3.trading.executor.pricing import DropReason, OrderTerms, entry_terms, flatten_terms
 from hip3.trading.executor.resolution import OrderInfo, Resolver, ResolveTiming, SentOrder
-from hip3.trading.executor.signer import OrderSigner
+from hip3.trading.executor.signer import OrderSigner, expires_after_of
 from hip3.trading.executor.transport import ActionPoster, ExchangePoster, SendOutcome, send_action
 from hip3.trading.messages import (
     FlattenRequest,
@@ -177,6 +177,7 @@ class _Order:
     reduce_only: bool
     reason: str  # "entry" or the flatten reason
     signal_at: float | None = None  # trio time the entry's signal was seen
+    expires_at: float | None = None  # trio time after which the exchange refuses it (expiresAfter)
 
     def describe(self) -> str:
         kind = "flatten" if self.reduce_only else "entry"
@@ -455,12 +456,17 @@ class Executor:
                     await self.tracker.post_result(order.cloid, NotSent(f"journal failed: {exc}"))
                     self.stats.not_sent += 1
                     return
+        expires_after = expires_after_of(body)
+        if expires_after is not None:
+            # expiresAfter is exchange ms: kept as trio time, so resolving it waits on trio's clock.
+            lifetime = max(0, expires_after - self.now_ms()) / 1000
+            order = attrs.evolve(order, expires_at=trio.current_time() + lifetime)
         self.in_flight.add(order.cloid)
         self._nursery.start_soon(self._post, order, body)
 
     def _about_to_send(self, order: _Order) -> SentOrder:
         """The one point just before a signed order leaves: from here on it may be at the exchange."""
-        sent = SentOrder(order.cloid, order.market, order.reduce_only, self.now_ms())
+        sent = SentOrder(order.cloid, order.market, order.reduce_only, self.now_ms(), order.expires_at)
         self.resolver.remember(sent)
         if timing.on_stage is not None:
             timing.on_stage("posting")
