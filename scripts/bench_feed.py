@@ -21,7 +21,6 @@ from typing import Any
 import trio
 
 from hip3.core import Cloid, MarketKey, MarketSpec, Side
-from hip3.hyperliquid.events import Fill, UserFills
 from hip3.hyperliquid.ws import open_ws_session
 from hip3.market.cells import MarketCells
 from hip3.market.feed import Feed, run_feed
@@ -30,6 +29,7 @@ from hip3.sim import load_sim_config
 from hip3.strategy.detector import DetectorParams
 from hip3.strategy.gates import GateParams
 from hip3.strategy.scanner import SignalScanner, run_detector
+from hip3.trading.reports import FillReport, TradeId
 from hip3.trading.tracker import Tracker
 
 #: How often the event-loop probe looks (it wakes the loop itself, so not too often).
@@ -231,22 +231,16 @@ async def throughput(frames: int) -> dict[str, Any]:
     }
 
 
-def _fill(tid: int, t_ms: int, coin: str, side: Side) -> Fill:
-    return Fill(
-        coin=coin,
+def _fill(tid: int, t_ms: int, coin: str, side: Side) -> FillReport:
+    return FillReport(
+        trade_id=TradeId(coin, tid),
+        cloid=Cloid("0x" + f"{tid:032x}") if tid % 2 else None,
+        side=side,
         px=Decimal("100.5"),
         sz=Decimal("0.1"),
-        side=side,
-        time=t_ms,
-        start_position=Decimal(0),
-        dir="Open Long",
-        closed_pnl=Decimal(0),
-        hash="0x" + "ab" * 32,
-        oid=tid,
-        crossed=True,
         fee=Decimal("0.01"),
-        tid=tid,
-        cloid=Cloid("0x" + f"{tid:032x}") if tid % 2 else None,
+        time_ms=t_ms,
+        oid=tid,
     )
 
 
@@ -273,12 +267,7 @@ async def memory(messages: int, fills: int) -> dict[str, Any]:
             tid += 1
             now += FILL_EVERY_SECS
             side = Side.BUY if tid % 2 else Side.SELL
-            msg = UserFills(
-                user="0x" + "0" * 40,
-                is_snapshot=False,
-                fills=(_fill(tid, 1_763_000_000_000 + int(now * 1000), coin, side),),
-            )
-            tracker.apply_user_fills(msg, now)
+            tracker.apply_fills((_fill(tid, 1_763_000_000_000 + int(now * 1000), coin, side),), now)
             if tid % 1000 == 0:
                 tracker.evict(now)
         fill_clock[:] = [now, tid]
@@ -303,7 +292,7 @@ async def memory(messages: int, fills: int) -> dict[str, Any]:
         "messages": rig.applied(),
         "fills": fill_clock[1],
         "tids": tracker.tid_count,
-        "ledger": tracker.ledger_count,
+        "ledger": tracker.order_count,
         "lag_us": lag,
     }
 

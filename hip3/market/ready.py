@@ -37,7 +37,8 @@ class ReadyState:
 
     @property
     def is_ready(self) -> bool:
-        if not self.connected or self.missing_market_data():
+        # Asked before every order: counts, not the sorted list `missing_market_data` builds.
+        if not self.connected or len(self._bbo) < len(self.markets) or len(self._ctx) < len(self.markets):
             return False
         if not self.trading:
             return True
