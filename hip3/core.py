@@ -85,7 +85,7 @@ class Side(enum.Enum):
         return "buy" if self is Side.BUY else "sell"
 
 
-@frozen(order=True)
+@frozen(order=True, cache_hash=True)  # a dict key on every message: hash it once
 class MarketKey:
     """One market, named the way every part of the bot names it.
 

@@ -15,7 +15,6 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Protocol
 
-import attrs
 import trio
 from attrs import frozen
 
@@ -106,10 +105,15 @@ def with_bbo(state: MarketState, bbo: Bbo, now: float) -> MarketState:
     if state.last_exchange_time is not None and bbo.time < state.last_exchange_time:
         regressed_at = now
     # The new (earlier) exchange time becomes the baseline: later data is judged monotonic against it.
-    return attrs.evolve(
-        state,
+    # Built field by field rather than with attrs.evolve: this runs for every message, and evolve's
+    # introspection costs about as much again (tests/market/test_cells_update.py keeps the list whole).
+    return MarketState(
+        market=state.market,
         bbo=bbo,
         bbo_at=now,
+        ctx=state.ctx,
+        ctx_at=state.ctx_at,
+        oracle_changed_at=state.oracle_changed_at,
         last_exchange_time=bbo.time,
         time_regressed_at=regressed_at,
         updates=state.updates + 1,
@@ -121,8 +125,16 @@ def with_ctx(state: MarketState, ctx: AssetCtx, now: float) -> MarketState:
     oracle_changed_at = state.oracle_changed_at
     if state.ctx is None or state.ctx.oracle_px != ctx.oracle_px:
         oracle_changed_at = now
-    return attrs.evolve(
-        state, ctx=ctx, ctx_at=now, oracle_changed_at=oracle_changed_at, updates=state.updates + 1
+    return MarketState(
+        market=state.market,
+        bbo=state.bbo,
+        bbo_at=state.bbo_at,
+        ctx=ctx,
+        ctx_at=now,
+        oracle_changed_at=oracle_changed_at,
+        last_exchange_time=state.last_exchange_time,
+        time_regressed_at=state.time_regressed_at,
+        updates=state.updates + 1,
     )
 
 
