@@ -21,6 +21,8 @@ from typing import Any, Literal, TextIO
 
 import orjson
 
+from hip3.service.masking import mask_secrets
+
 REDACTED = "[REDACTED]"
 LogFormat = Literal["auto", "json", "text"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("auto", "json", "text")
@@ -48,8 +50,9 @@ def register_secret(text: str) -> None:
 
 
 def redact(text: str) -> str:
+    """Registered secrets, then anything else that looks like a private key, masked."""
     pattern = _pattern
-    return pattern.sub(REDACTED, text) if pattern is not None else text
+    return mask_secrets(pattern.sub(REDACTED, text) if pattern is not None else text)
 
 
 def _clear_secrets_for_tests() -> None:

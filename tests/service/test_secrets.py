@@ -172,3 +172,36 @@ def test_a_fifo_is_refused_without_hanging(tmp_path: Path) -> None:
     with pytest.raises(KeyLoadError, match="not a regular file"):
         read_key_file(fifo)
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_a_key_like_value_in_any_log_line_is_masked(json_lines: bool) -> None:
+    key = fresh_key()  # never registered: e.g. pasted into journal.path and logged as a path
+    written = io.StringIO()
+    handler = setup_logging("INFO", json_lines, stream=written)
+    try:
+        log = logging.getLogger("hip3.test")
+        log.info("journal at %s for %s", key, ADDRESS)
+        log.info("as an integer: %d", int(key, 16))
+        try:
+            raise ValueError(f"bad path {key[2:].upper()}")
+        except ValueError:
+            log.exception("failed")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    text = written.getvalue()
+    assert_nowhere(key, text)
+    assert text.count("looks like a private key") >= 3
+    assert ADDRESS in text  # addresses (40 hex digits) stay readable
+
+
+def test_masking_finds_keys_in_every_form_and_leaves_the_rest() -> None:
+    from hip3.service.masking import MASK, mask_secrets
+
+    key = fresh_key()
+    for text in (key, key.upper(), key[2:], f"/etc/hip3/{key}.key", f"x={int(key, 16)}", f"path{key[2:]}"):
+        masked = mask_secrets(text)
+        assert MASK in masked
+        assert_nowhere(key, masked)
+    plain = f"account {ADDRESS} oid 9000000123 px 432.15 cloid 0x{'0123456789abcdef' * 2}"
+    assert mask_secrets(plain) == plain
