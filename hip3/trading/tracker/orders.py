@@ -9,7 +9,6 @@ to apply and at what price; `hip3.trading.tracker.tracker` applies it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 from attrs import define, field
@@ -89,6 +88,11 @@ class TrackedOrder:
         return self.is_final and not self.is_open
 
     @property
+    def awaiting_fill_reports(self) -> bool:
+        """Fills known only from the post's answer: their fees (which come with the stream) are due."""
+        return self.stream_sz < self.post_sz and not self.absorbed
+
+    @property
     def unfilled_size(self) -> Decimal:
         """Size the reservation may still add to the position (0 once closed)."""
         if not self.is_open:
@@ -154,24 +158,74 @@ class TrackedOrder:
 
 @define
 class Orders:
-    """All order ledgers by cloid, evicted by age once finished."""
+    """All tracked orders by cloid, evicted by age once finished.
+
+    Beside the full record it keeps small indexes (open orders per market, orders whose fees are
+    still due, orders a resync may still absorb), so that admission, the published view and a
+    resync cost what is live, not what is remembered. Whoever changes an order calls `refresh`.
+    """
 
     entries: dict[Cloid, TrackedOrder] = field(factory=dict)
+    open_by_market: dict[MarketKey, dict[Cloid, TrackedOrder]] = field(factory=dict, init=False)
+    awaiting_by_market: dict[MarketKey, dict[Cloid, TrackedOrder]] = field(factory=dict, init=False)
+    unabsorbed: dict[Cloid, TrackedOrder] = field(factory=dict, init=False)
 
     def get(self, cloid: Cloid) -> TrackedOrder | None:
         return self.entries.get(cloid)
 
     def add(self, entry: TrackedOrder) -> None:
         self.entries[entry.cloid] = entry
+        self.refresh(entry)
 
-    def open_entries(self) -> Iterator[TrackedOrder]:
-        return (e for e in self.entries.values() if e.is_open)
+    def refresh(self, entry: TrackedOrder) -> None:
+        """Put `entry` in the indexes it now belongs to (and out of the others)."""
+        cloid = entry.cloid
+        here = self.open_by_market.setdefault(entry.market, {})
+        if entry.is_open:
+            here[cloid] = entry
+        else:
+            here.pop(cloid, None)
+        awaiting = self.awaiting_by_market.setdefault(entry.market, {})
+        if entry.awaiting_fill_reports:
+            awaiting[cloid] = entry
+        else:
+            awaiting.pop(cloid, None)
+        if entry.reserved and not entry.absorbed:
+            self.unabsorbed[cloid] = entry
+        else:
+            self.unabsorbed.pop(cloid, None)
+
+    def open_entries(self) -> list[TrackedOrder]:
+        return [e for here in self.open_by_market.values() for e in here.values()]
+
+    def open_in(self, market: MarketKey) -> list[TrackedOrder]:
+        here = self.open_by_market.get(market)
+        return list(here.values()) if here else []
+
+    def markets_awaiting_fill_reports(self) -> frozenset[MarketKey]:
+        return frozenset(m for m, here in self.awaiting_by_market.items() if here)
+
+    def unabsorbed_in(self, market: MarketKey) -> list[TrackedOrder]:
+        return [e for e in self.unabsorbed.values() if e.market == market]
+
+    def indexes_match(self) -> bool:
+        """The indexes say what a full scan says (for tests)."""
+        entries = self.entries.values()
+        return (
+            {e.cloid for e in self.open_entries()} == {e.cloid for e in entries if e.is_open}
+            and {c for here in self.awaiting_by_market.values() for c in here}
+            == {e.cloid for e in entries if e.awaiting_fill_reports}
+            and set(self.unabsorbed) == {e.cloid for e in entries if e.reserved and not e.absorbed}
+        )
 
     def evict(self, before: float) -> int:
-        """Drop finished ledgers with no activity since `before`; open reservations are never dropped."""
+        """Drop finished orders with no activity since `before`; open reservations are never dropped."""
         old = [c for c, e in self.entries.items() if not e.is_open and e.last_activity < before]
         for cloid in old:
-            del self.entries[cloid]
+            entry = self.entries.pop(cloid)
+            self.open_by_market.get(entry.market, {}).pop(cloid, None)
+            self.awaiting_by_market.get(entry.market, {}).pop(cloid, None)
+            self.unabsorbed.pop(cloid, None)
         return len(old)
 
     def __len__(self) -> int:

@@ -140,7 +140,7 @@ class Reconciler:
         return False
 
     def _absorbable(self, market: MarketKey, fence: int) -> list[TrackedOrder]:
-        return [e for e in self.orders.entries.values() if e.market == market and e.absorbable(fence)]
+        return [e for e in self.orders.unabsorbed_in(market) if e.absorbable(fence)]
 
     def _absorb(self, market: MarketKey, fence: int, now: float) -> bool:
         """Mark the market's finished and abandoned orders as contained in the snapshot.
@@ -160,4 +160,5 @@ class Reconciler:
                 )
             entry.absorbed = True
             entry.last_activity = now
+            self.orders.refresh(entry)
         return released

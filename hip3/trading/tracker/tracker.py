@@ -114,7 +114,7 @@ class Tracker:
         return self._orders.get(cloid)
 
     def view(self) -> PortfolioView:
-        open_entries = list(self._orders.open_entries())
+        open_entries = self._orders.open_entries()
         held = self._positions.held
         return PortfolioView(
             seq=self.seq,
@@ -125,9 +125,7 @@ class Tracker:
             realized_pnl=self.realized_pnl,
             fees=self.fees,
             corrections=self.stats.corrections,
-            awaiting_fill_reports=frozenset(
-                e.market for e in self._orders.entries.values() if e.stream_sz < e.post_sz and not e.absorbed
-            ),
+            awaiting_fill_reports=self._orders.markets_awaiting_fill_reports(),
         )
 
     def begin_fetch(self) -> int:
@@ -169,10 +167,10 @@ class Tracker:
             )
         if self._orders.get(req.cloid) is not None:
             return ReserveDenied(req.cloid, DenyReason.DUPLICATE_CLOID, f"cloid {req.cloid} was already used")
-        open_entries = list(self._orders.open_entries())
+        open_entries = self._orders.open_entries()
         exposure = Exposure(
             position=self._positions.get(req.market),
-            open_here=[e for e in open_entries if e.market == req.market],
+            open_here=self._orders.open_in(req.market),
             market_notional=self.position_notional(req.market) + self.pending_notional(req.market),
             total_notional=self.position_notional() + self.pending_notional(),
             busy_markets=len(
@@ -287,6 +285,7 @@ class Tracker:
             return []
         entry.abandoned = True
         entry.last_activity = now
+        self._orders.refresh(entry)
         self.stats.abandoned += 1
         self._fences.touch()
         entry.abandoned_seq = self.seq
@@ -301,6 +300,7 @@ class Tracker:
         return []
 
     def _after_entry_change(self, entry: TrackedOrder, was_open: bool, changed: bool) -> None:
+        self._orders.refresh(entry)
         if changed or was_open != entry.is_open:
             self._fences.touch()
 
@@ -369,6 +369,7 @@ class Tracker:
             return self._move(market, fill.side, fill.sz, fill.px, now)
         was_open = entry.is_open
         entry.record_stream_fill(fill.trade_id, fill.sz, fill.px, now)
+        self._orders.refresh(entry)
         if entry.absorbed:
             # A resync already took the exchange's position, which holds this fill.
             log.info(

@@ -276,6 +276,11 @@ class TrackerVsExchange(RuleBasedStateMachine):
     # --- invariants -----------------------------------------------------------------------
 
     @invariant()
+    def order_indexes_match_a_full_scan(self) -> None:
+        # Admission and the view read the indexes; they must say what scanning every order says.
+        assert self.tracker._orders.indexes_match()
+
+    @invariant()
     def notional_including_pending_within_caps(self) -> None:
         t = self.tracker
         for m in ALL:

@@ -758,3 +758,34 @@ def test_an_unresolved_order_keeps_its_reservation_after_the_executor_gives_up()
     t = make_tracker(per_market=15)
     abandoned_order(t)
     denied(t, req(TSLA, Side.BUY, 1, 10), 71.0)
+
+
+class _NoScan(dict):  # type: ignore[type-arg]
+    """A dict that refuses to be iterated: proves a code path looks orders up, never scans them."""
+
+    def _refuse(self, *args, **kwargs):
+        raise AssertionError("scanned every remembered order")
+
+    __iter__ = values = items = keys = _refuse
+
+
+def test_admission_view_and_resync_do_not_scan_remembered_orders():
+    # Their cost must not grow with the count of finished orders (hours of trading before eviction).
+    t = make_tracker(per_market=1000, total=100_000)
+    for i in range(50):
+        cloid = open_position(t, TSLA, Side.BUY, 1, 10, now=float(i))
+        t.apply_fills(fills_msg(fill(TSLA, Side.BUY, 1, 10, cloid=cloid)), float(i))
+        close = req(TSLA, Side.SELL, 1, 10, reduce_only=True)
+        grant(t, close, float(i))
+        t.apply_post_result(close.cloid, PostRefused("Order could not immediately match"), float(i))
+        t.apply_fills(fills_msg(fill(TSLA, Side.SELL, 1, 10)), float(i))  # closed elsewhere
+    assert t.order_count == 100 and t.position_size(TSLA) == 0
+    t._orders.entries = _NoScan(t._orders.entries)
+    r = req(GOLD, Side.BUY, 1, 10)
+    grant(t, r, 100.0)
+    assert GOLD in t.view().pending_markets
+    t.apply_post_result(r.cloid, PostFilled(total_sz=D(1), avg_px=D(10), oid=1), 101.0)
+    assert t.view().awaiting_fill_reports == {GOLD}
+    t.apply_fills(fills_msg(fill(GOLD, Side.BUY, 1, 10, cloid=r.cloid)), 102.0)
+    t.apply_snapshot(t.begin_fetch(), chs((GOLD, 1, 10)), 103.0)
+    assert t.view().positions[GOLD].size == D(1) and not t.view().awaiting_fill_reports
