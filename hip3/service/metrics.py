@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from hip3.histogram import Histogram
+from hip3.hyperliquid import parse
 
 if TYPE_CHECKING:
     from hip3.service.app import Bot
@@ -93,6 +94,14 @@ class BotCollector(Collector):
             if state.ctx_at is not None:
                 ctx_age.add_metric([name], now - state.ctx_at)
         yield from (updates, bbo_age, ctx_age)
+        rejected = CounterMetricFamily(
+            "hip3_feed_rejected",
+            "Frames or elements from the exchange the parser refused (malformed, out of bounds), by reason",
+            labels=["reason"],
+        )
+        for reason, n in sorted(parse.STATS.counts.items()):
+            rejected.add_metric([reason], n)
+        yield rejected
         if bot.ws is not None:
             reconnects = CounterMetricFamily(
                 "hip3_ws_reconnects", "WebSocket connections made after the first one"

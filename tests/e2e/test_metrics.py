@@ -13,6 +13,7 @@ import httpx
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+from hip3.hyperliquid import parse
 from hip3.sim import Sim
 
 from .conftest import (
@@ -139,6 +140,8 @@ async def test_metrics_off_by_default(
 
 
 async def test_metrics_in_observation_mode(sim: Sim, market: FrozenMarket, tmp_path: Path) -> None:
+    parse.STATS.reset()
+    sim.faults.malformed_frame_rate = 0.2  # some frames the parser must refuse (and count)
     cfg = bot_config(sim, None, tmp_path, mode="observation", metrics={"listen": "127.0.0.1:0"})
     with trio.fail_after(10):
         async with running_bot(cfg, None) as run:
@@ -149,4 +152,10 @@ async def test_metrics_in_observation_mode(sim: Sim, market: FrozenMarket, tmp_p
             updates = value(got, "hip3_feed_updates_total", market=TSLA)
             assert updates is not None and updates >= 2
             assert not any(name.startswith(("hip3_orders", "hip3_position")) for name, _ in got)
+            for _ in range(20):
+                market.refresh()
+                await trio.sleep(0.02)
+            got = await samples(run)
+            refused = sum(v for (name, _), v in got.items() if name == "hip3_feed_rejected_total")
+            assert refused >= 1
             await run.stop()
