@@ -38,6 +38,11 @@
   `sim.foreign_order(user, coin, is_buy=, sz=, px=None, tif="Ioc", reduce_only=False, cloid=None)`
   (another client's order with its own cloid, seeded). The same and more over HTTP for a
   simulator in its own process: `POST /control` with `{"op": ...}` (`hip3.sim.ops`).
+* Replay: `config.with_replay(paths, speed)` (`[replay] paths/speed`, `hip3 sim --replay FILE…
+  --speed X`) serves recordings instead of the model: gzip JSON lines `{"t": ms, "frame": raw WS
+  text}` or `{"t": ms, "gap": reason}` with `bbo`, `activeAssetCtx`, optional `trades`/`l2Book`,
+  applied with their original spacing ÷ speed; oracle, mark and book come from them, so orders
+  fill against the recorded book (`hip3.sim.replay`); `sim.replay.finished` is set at the end.
 """
 
 from hip3.sim.accounts import ThrowawayAccount, create_throwaway_account

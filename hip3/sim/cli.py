@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from decimal import Decimal
@@ -25,6 +26,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", help="simulator TOML (default: the shipped markets.toml)")
     parser.add_argument("--port", type=int, help="port to listen on (default: from the config, 3001)")
     parser.add_argument("--seed", type=int, help="market model seed (default: from the config)")
+    parser.add_argument(
+        "--replay",
+        nargs="+",
+        metavar="FILE",
+        help="serve these recordings (gzip JSON lines, oldest first) as market data instead of the model",
+    )
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="replay this many times faster than recorded (default 1)"
+    )
     parser.add_argument(
         "--mainnet-signatures",
         action="store_true",
@@ -65,6 +75,11 @@ def _banner(sim: Sim, lines: list[str]) -> str:
             f"  info      {sim.info_url}",
             f"  exchange  {sim.exchange_url}",
             f"  websocket {sim.ws_url}",
+            *(
+                [f"  replaying {', '.join(sim.config.replay_paths)} at x{sim.config.replay_speed:g}"]
+                if sim.config.replay_paths
+                else []
+            ),
             *lines,
             "Ctrl-C to stop.",
         ]
@@ -118,6 +133,16 @@ def main(argv: list[str]) -> int:
         config = config.with_seed(args.seed)
     if args.mainnet_signatures:
         config = attrs.evolve(config, is_mainnet=True)
+    if args.replay:
+        missing = [p for p in args.replay if not os.path.isfile(p)]
+        if missing:
+            print(f"hip3 sim: --replay: no such file: {missing[0]}", file=sys.stderr)
+            return 2
+        try:
+            config = config.with_replay(args.replay, args.speed)
+        except SimConfigError as exc:
+            print(f"hip3 sim: --speed: {exc}", file=sys.stderr)
+            return 2
     port = config.port if args.port is None else args.port
     if not 0 <= port <= 65535:
         print(f"hip3 sim: --port: expected 0..65535, got {port}", file=sys.stderr)

@@ -178,6 +178,16 @@ class SimConfig:
     maker_address: str = field(
         default="0x00000000000000000000000000000000000b00c5", metadata={"conv": _address}
     )
+    #: recordings to serve as market data instead of the model ([replay] paths), oldest first
+    replay_paths: tuple[str, ...] = ()
+    #: how much faster than recorded ([replay] speed): 2.0 plays an hour in 30 minutes
+    replay_speed: float = 1.0
+
+    def with_replay(self, paths: list[str] | tuple[str, ...], speed: float = 1.0) -> SimConfig:
+        """The same config serving these recordings as its market data."""
+        if speed <= 0:
+            raise SimConfigError(f"replay.speed: expected > 0, got {speed}")
+        return attrs.evolve(self, replay_paths=tuple(str(p) for p in paths), replay_speed=speed)
 
     def with_seed(self, seed: int) -> SimConfig:
         """The same config with another market-model seed."""
@@ -213,7 +223,7 @@ _EXCHANGE_KEYS = {
     "vaults",
     "maker_address",
 }
-_TOP_KEYS = {"exchange", "model", "markets", "accounts", "faults"}
+_TOP_KEYS = {"exchange", "model", "markets", "accounts", "faults", "replay"}
 
 T = TypeVar("T")
 
@@ -282,6 +292,21 @@ def sim_config_from_dict(data: Mapping[str, Any]) -> SimConfig:
     )
     faults = _faults(data.get("faults", {}))
     config = SimConfig(markets=markets, model=model, accounts=accounts, faults=faults, **exchange)
+    replay = data.get("replay", {})
+    if not isinstance(replay, Mapping):
+        raise SimConfigError(f"replay: expected a table, got {replay!r}")
+    for key in replay:
+        if key not in ("paths", "speed"):
+            raise SimConfigError(f"replay: unknown key {key!r}")
+    if replay:
+        paths = replay.get("paths", [])
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise SimConfigError(f"replay.paths: expected a list of file names, got {paths!r}")
+        try:
+            speed = _float(replay.get("speed", 1.0))
+        except ValueError as exc:
+            raise SimConfigError(f"replay.speed: {exc}") from None
+        config = config.with_replay(paths, speed)
     validate_sim_config(config)
     faults.rng.seed(config.seed)
     return config

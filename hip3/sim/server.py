@@ -31,6 +31,7 @@ from hip3.sim.faults import MALFORMED_FRAME, Faults
 from hip3.sim.foreign import OpError, foreign_order, liquidate, manual_close
 from hip3.sim.info import all_mids, asset_ctx, bbo, handle_info, l2_book
 from hip3.sim.model import DexModel
+from hip3.sim.replay import ReplayFeed
 from hip3.sim.requests import DESERIALIZE_PREFIX, BadRequest
 
 log = logging.getLogger("hip3.sim")
@@ -243,6 +244,12 @@ class Sim:
         self.model = DexModel(self.engine, config, start)
         self.dislocation_log = DislocationLog()
         self.model.on_pull = self.dislocation_log.note_pulled
+        #: serving a recording instead of the model (recorded makers do not pull quotes for us)
+        self.replay = (
+            ReplayFeed(self, config.replay_paths, config.replay_speed) if config.replay_paths else None
+        )
+        if self.replay is not None:
+            self.engine.before_taker = None
         self.hub = Hub(self.faults)
         self.host = "127.0.0.1"
         self.port = 0
@@ -296,6 +303,17 @@ class Sim:
                 side = Side.BUY if trade["side"] == "B" else Side.SELL
                 taker = trade["users"][0] if side is Side.BUY else trade["users"][1]
                 self.dislocation_log.note_trade(event.key, side, taker, Decimal(trade["sz"]))
+
+    def push_ctx(self, coin: str) -> None:
+        """Send `coin`'s activeAssetCtx to its subscribers now (a replayed ctx frame arrived)."""
+        if self.faults.is_stalled(coin):
+            return
+        ctx = asset_ctx(self.engine.markets[coin])
+        self.hub.stream(("activeAssetCtx", coin), frame("activeAssetCtx", {"coin": coin, "ctx": ctx}))
+
+    def stream_trades(self, coin: str, trades: Any) -> None:
+        """Pass other traders' recorded trades on to `trades` subscribers."""
+        self.hub.stream(("trades", coin), frame("trades", trades))
 
     def after_action(self) -> None:
         """Publish what an in-process change caused and look at the books again."""
@@ -353,7 +371,7 @@ class Sim:
                 self.hub.stream_bbo(coin, bbo(self.engine, market))
             # about once a second whether or not it changed (the exchange's cadence), so an oracle
             # move reaches a client up to ctx_interval late
-            if self.hub.has(("activeAssetCtx", coin)):
+            if self.hub.has(("activeAssetCtx", coin)) and self.replay is None:
                 if now - self._ctx_sent_at.get(coin, -1e9) >= self.config.model.ctx_interval - 1e-9:
                     self._ctx_sent_at[coin] = now
                     ctx = asset_ctx(market)
@@ -389,13 +407,15 @@ class Sim:
     async def run_market_loop(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Drive the model and stream market data every `stream_tick` seconds."""
         tick = self.config.model.stream_tick
-        self.model.step(trio.current_time())
+        if self.replay is None:
+            self.model.step(trio.current_time())
         task_status.started()
         n = 0
         while True:
             now = trio.current_time()
             try:
-                self.model.step(now)
+                if self.replay is None:
+                    self.model.step(now)
                 self.engine.run_scheduled_cancels()
                 events = self.engine.take_events()
                 self._note_trades(events)
@@ -823,6 +843,8 @@ async def open_sim(
     hc.keep_alive_timeout = 30.0
     async with trio.open_nursery() as nursery:
         await nursery.start(sim.run_market_loop)
+        if sim.replay is not None:
+            await nursery.start(sim.replay.run)
         binds = await nursery.start(partial(serve, cast(Any, SimApp(sim)), hc, mode="asgi"))
         sim.port = int(binds[0].rsplit(":", 1)[1])
         log.info("simulator listening on %s", sim.base_url)
