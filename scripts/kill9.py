@@ -8,7 +8,8 @@ iteration starts `python -m hip3 run` as systemd would, lets it trade, and kills
 at a random moment, or right after the simulator received one of its orders (before the bot
 heard the answer). After each restart, checked against the simulator's own record:
 
-  positions adopted at restart equal the simulator's; every cloid the simulator received is in
+  positions adopted at restart equal the simulator's (between some kills the account is moved
+  while the bot is down: a manual close, a liquidation, another client's order); every cloid the simulator received is in
   the journal (written before it was sent); no cloid was received twice; no order sent before
   the restart is left in doubt (the restart settled each one by cloid).
 
@@ -202,6 +203,9 @@ async def run_kill9(
     settled = Invariant("no order sent before a restart left in doubt after it")
     final = Invariant("SIGTERM at the end: exit 0 and the account flat")
     counts: Counter[str] = Counter()
+    foreign: Counter[str] = Counter()
+    foreign_cloids: set[str] = set()
+    kill_rng = random.Random(seed + 2)
     in_doubt_total = 0
     resolved: Counter[str] = Counter()
     last_log = ""
@@ -223,6 +227,9 @@ async def run_kill9(
                     last = i == iterations
                     market.set("calm")  # nothing trades while the bot is down or starting
                     await trio.sleep(0.2)  # whatever the killed bot had on the wire has landed
+                    if i > 0 and not last:
+                        # While it is down, the account moves without it: the restart must adopt that.
+                        foreign[_act_while_down(sim, master, kill_rng, foreign_cloids)] += 1
                     before = sim_positions(sim, master)
                     seen = len(restarts(journal))
                     log_path = state / f"bot-{i}.log"
@@ -250,7 +257,9 @@ async def run_kill9(
                             )
                             in_doubt_total += int(record.get("in_doubt", 0))
                             resolved.update(record.get("resolved", {}).values())
-                            _check_journal(sim, master, journal, at_ms, i, written, once, settled)
+                            _check_journal(
+                                sim, master, journal, at_ms, i, written, once, settled, foreign_cloids
+                            )
                             if last:
                                 final.check(*(await _stop(proc, sim, master, market)))
                             else:
@@ -263,16 +272,19 @@ async def run_kill9(
                     last_log = log_path.read_text(errors="replace")
                 nursery.cancel_scope.cancel()
             received = sim_orders(sim, master)
-            _check_journal(sim, master, journal, None, iterations, written, once, settled)
+            for cloid in [*foreign_cloids, "none"]:
+                received.pop(cloid, None)
+            _check_journal(sim, master, journal, None, iterations, written, once, settled, foreign_cloids)
             fills = sim.engine.fills(master)
     summary: dict[str, Any] = {
         "iterations (kill -9 + restart)": iterations,
         "killed right after an order reached the simulator": counts["after_order"],
         "killed at a random moment": counts["random"],
-        "orders received by the simulator": sum(received.values()),
+        "bot orders received by the simulator": sum(received.values()),
         "fills": len(fills),
         "orders in doubt at restarts": in_doubt_total,
         "settled at restart as": dict(sorted(resolved.items())) or "-",
+        "while the bot was down": dict(sorted(foreign.items())) or "-",
     }
     return Kill9Result(seed, summary, [adopted, written, once, settled, final], last_log)
 
@@ -286,8 +298,11 @@ def _check_journal(
     written: Invariant,
     once: Invariant,
     settled: Invariant,
+    foreign_cloids: set[str],
 ) -> None:
     received = sim_orders(sim, master)
+    for cloid in [*foreign_cloids, "none"]:  # orders placed as someone else (a manual close has no cloid)
+        received.pop(cloid, None)
     journaled = {c.lower() for (c,) in journal_rows(journal, "SELECT cloid FROM orders")}
     missing = set(received) - journaled
     written.check(not missing, f"iteration {i}: received but never journaled: {sorted(missing)}")
@@ -301,6 +316,23 @@ def _check_journal(
             (restart_ms - WINDOW_MS, restart_ms - 1),
         )
         settled.check(not doubt, f"iteration {i}: still in doubt after the restart: {[c for (c,) in doubt]}")
+
+
+def _act_while_down(sim: Sim, master: str, rng: random.Random, foreign_cloids: set[str]) -> str:
+    """Move the account as someone else would while the bot is dead; returns what was done."""
+    held = sim_positions(sim, master)
+    what = rng.choice(["nothing", "nothing", "manual_close", "liquidation", "foreign_order"])
+    if what in ("manual_close", "liquidation") and not held:
+        return f"{what} (nothing held)"
+    if what == "manual_close":
+        sim.manual_close(master, NAME)
+    elif what == "liquidation":
+        sim.liquidate(master, NAME)
+    elif what == "foreign_order":
+        cloid = "0x" + rng.getrandbits(128).to_bytes(16, "big").hex()
+        foreign_cloids.add(cloid)
+        sim.foreign_order(master, NAME, is_buy=rng.random() < 0.5, sz=Decimal("0.03"), cloid=cloid)
+    return what
 
 
 async def _trade_then_kill(

@@ -3,13 +3,18 @@
 Run as `.venv/bin/python scripts/soak.py --seconds 180 --seed 7`. Faults are switched on and off at
 random moments drawn from a seeded RNG (duplicated fills, fills before responses, delayed and dropped
 post responses, disconnects, stale snapshots, malformed frames, 429s, short feed stalls, and a
-"storm" of dropped responses + 429s + disconnects at once). Everything is on 127.0.0.1, with a
+"storm" of dropped responses + 429s + disconnects at once), and account activity the bot did not
+send (unless --no-foreign): the exchange liquidating a position, the owner closing one in the web
+app, another client's IOC orders on the same account. Everything is on 127.0.0.1, with a
 throwaway master account and agent key. The last few seconds run without faults, then the bot is
 stopped (flattening) and the invariants are checked:
 
   exit code 0; the simulator's account ends flat; at every quiet checkpoint (no order pending or
   flattening in the tracker) the tracker's positions equal the simulator's; per-market notional
-  never above the cap; no cloid posted twice; no unexpected ERROR/CRITICAL log lines.
+  never above the cap (plus one foreign order's notional: another client can trade on top of the
+  bot's position before the bot hears of it); no cloid posted twice (the soak's own foreign orders
+  excluded); no unexpected ERROR/CRITICAL log lines. kill -9 restarts: scripts/kill9.py (the bot
+  in its own process; this soak runs it in-process to read its tracker).
 
 Prints a summary and every invariant PASS/FAIL; exits 1 on any FAIL.
 """
@@ -104,6 +109,11 @@ class FaultPlan:
     rng: random.Random
     injected: Counter[str] = attrs.field(factory=Counter)
     active: set[str] = attrs.field(factory=set)
+    #: the account whose positions foreign activity touches (None: no foreign activity)
+    user: str | None = None
+    foreign_cloids: set[str] = attrs.field(factory=set)
+    #: foreign operations that found nothing to act on (no position to close or liquidate)
+    foreign_skipped: Counter[str] = attrs.field(factory=Counter)
 
     def coins(self) -> list[str]:
         return sorted(c.split(":", 1)[-1] for c in self.sim.engine.markets)
@@ -113,13 +123,17 @@ class FaultPlan:
         async with trio.open_nursery() as nursery:
             while True:
                 await trio.sleep(self.rng.uniform(0.5, 3.0))
-                name = self.rng.choice(FAULT_KINDS)
+                kinds = FAULT_KINDS + (FOREIGN_KINDS if self.user is not None else ())
+                name = self.rng.choice(kinds)
                 if name in self.active:
                     continue
                 nursery.start_soon(self._one, name)
 
     async def _one(self, name: str) -> None:
         f = self.sim.faults
+        if name in FOREIGN_KINDS:
+            await self._foreign(name)
+            return
         self.injected[name] += 1
         # one-shot faults
         if name == "disconnect_now":
@@ -167,6 +181,44 @@ class FaultPlan:
             _reset_one(f, name)
             log.info("soak fault off: %s", name)
 
+    async def _foreign(self, name: str) -> None:
+        """Account activity the bot did not send: a liquidation, a manual close, another client's order."""
+        assert self.user is not None
+        held = sim_positions(self.sim, self.user)
+        if name in ("liquidation", "manual_close"):
+            # The bot holds positions for seconds at a time: wait (bounded) for one to act on.
+            with trio.move_on_after(5):
+                while not held:
+                    await trio.sleep(0.1)
+                    held = sim_positions(self.sim, self.user)
+            if not held:
+                self.foreign_skipped[name] += 1
+                return
+            coin = self.rng.choice(sorted(held))
+            if name == "liquidation":
+                log.info("soak foreign: liquidation of %s %s", coin, held[coin])
+                self.sim.liquidate(self.user, coin)
+            else:
+                log.info("soak foreign: manual close of %s %s", coin, held[coin])
+                self.sim.manual_close(self.user, coin)
+        else:
+            coin = self.rng.choice(sorted(self.sim.engine.markets))
+            market = self.sim.engine.market(coin)
+            lot = Decimal(1).scaleb(-market.spec.sz_decimals)
+            sz = max(lot, (FOREIGN_NOTIONAL / market.mark_px).quantize(lot))
+            cloid = "0x" + self.rng.getrandbits(128).to_bytes(16, "big").hex()
+            self.foreign_cloids.add(cloid)
+            is_buy = self.rng.random() < 0.5
+            log.info(
+                "soak foreign: another client's IOC %s %s %s (cloid %s)",
+                "buy" if is_buy else "sell",
+                sz,
+                coin,
+                cloid,
+            )
+            self.sim.foreign_order(self.user, coin, is_buy=is_buy, sz=sz, cloid=cloid)
+        self.injected[name] += 1
+
     def clear(self) -> None:
         for name in FAULT_KINDS:
             _reset_one(self.sim.faults, name)
@@ -188,6 +240,13 @@ FAULT_KINDS = (
     "stalled_markets",
     "storm",
 )
+
+
+#: Account activity the bot did not send (`--foreign`): the exchange's liquidator, the owner
+#: closing a position in the web app, and another client trading on the same account.
+FOREIGN_KINDS = ("liquidation", "manual_close", "foreign_order")
+#: Another client's order is about this much notional (USD); the cap check allows for one.
+FOREIGN_NOTIONAL = Decimal(15)
 
 
 def _reset_one(f: Any, name: str) -> None:
@@ -281,6 +340,8 @@ class Monitor:
     cap: Decimal
     capture: Capture
     checkpoint_every: float
+    # Another client's order can land on top of the bot's position before the bot hears of it.
+    foreign_allowance: Decimal = Decimal(0)
     positions: Invariant = attrs.field(factory=lambda: Invariant("tracker == simulator at quiet checkpoints"))
     notional: Invariant = attrs.field(factory=lambda: Invariant("per-market notional <= cap"))
     checkpoints_taken: int = 0
@@ -305,7 +366,7 @@ class Monitor:
         for source, notionals in (("tracker", tracked), ("simulator", sim_notionals(self.sim, self.user))):
             for coin, value in notionals.items():
                 self.max_notional = max(self.max_notional, value)
-                if value > self.cap:
+                if value > self.cap + self.foreign_allowance:
                     self.notional.fail(f"t={now:.1f} {source} {coin} notional {value} > cap {self.cap}")
 
     def checkpoint(self) -> None:
@@ -386,6 +447,7 @@ async def run_soak(
     quiet_tail: float | None = None,
     stop_timeout: float = 30.0,
     config_tweak: Callable[[dict[str, Any]], None] | None = None,
+    foreign: bool = True,
 ) -> SoakResult:
     """Run the soak for `seconds` (faults until `quiet_tail` seconds before the end) and check invariants."""
     capture = Capture()
@@ -396,7 +458,7 @@ async def run_soak(
     root.addHandler(capture)
     try:
         return await _run_soak(
-            seconds, seed, port, checkpoint_every, quiet_tail, stop_timeout, config_tweak, capture
+            seconds, seed, port, checkpoint_every, quiet_tail, stop_timeout, config_tweak, capture, foreign
         )
     finally:
         root.removeHandler(capture)
@@ -412,6 +474,7 @@ async def _run_soak(
     stop_timeout: float,
     config_tweak: Callable[[dict[str, Any]], None] | None,
     capture: Capture,
+    foreign: bool,
 ) -> SoakResult:
     tail = quiet_tail if quiet_tail is not None else min(5.0, seconds * 0.25)
     sim_cfg = load_sim_config(None).with_seed(seed)  # testnet-signed actions, as the bot signs here
@@ -430,7 +493,7 @@ async def _run_soak(
             cap = Decimal(str(mapping["position"]["max_notional_per_market"]))
             cfg = config_from_mapping(mapping)
             connections_before = sim.hub._count  # the simulator counts WS connections
-            plan = FaultPlan(sim, rng)
+            plan = FaultPlan(sim, rng, user=master if foreign else None)
 
             async def bot_task(task_status: trio.TaskStatus[Bot] = trio.TASK_STATUS_IGNORED) -> None:
                 try:
@@ -446,7 +509,15 @@ async def _run_soak(
             async with trio.open_nursery() as nursery:
                 with trio.fail_after(15):
                     bot: Bot = await nursery.start(bot_task)
-                monitor = Monitor(sim, bot, master, cap, capture, checkpoint_every)
+                monitor = Monitor(
+                    sim,
+                    bot,
+                    master,
+                    cap,
+                    capture,
+                    checkpoint_every,
+                    foreign_allowance=FOREIGN_NOTIONAL * 2 if foreign else Decimal(0),
+                )
                 monitoring = trio.CancelScope()
                 nursery.start_soon(_until_cancelled, monitor.run, monitoring)
                 with trio.move_on_after(max(0.0, seconds - tail)):
@@ -498,16 +569,19 @@ def _result(
         flat_inv.fail(f"open positions: {final}; open orders: {len(sim.engine.open_orders(master))}")
 
     cloid_inv = Invariant("no cloid posted twice")
-    counts = cloid_counts(sim, master)
+    every = cloid_counts(sim, master)
+    # Orders the soak placed as someone else (another client's cloids; manual closes have none).
+    foreign_orders = sum(n for c, n in every.items() if c is None or c in plan.foreign_cloids)
+    counts = Counter({c: n for c, n in every.items() if c is not None and c not in plan.foreign_cloids})
     cloid_inv.checks = sum(counts.values())
-    if None in counts:
-        cloid_inv.fail(f"{counts[None]} orders without a cloid")
+    if every[None] > plan.injected["manual_close"] + plan.injected["liquidation"]:
+        cloid_inv.fail(f"{every[None]} orders without a cloid, more than the soak's manual closes")
     for cloid, n in counts.items():
-        if cloid is not None and n > 1:
+        if n > 1:
             cloid_inv.fail(f"cloid {cloid} posted {n} times")
     fills = sim.engine.fills(master)
-    fill_cloids = {f.get("cloid") for f in fills}
-    unknown = fill_cloids - set(counts)
+    fill_cloids = {f.get("cloid") for f in fills} - {None}
+    unknown = fill_cloids - set(every)
     if unknown:
         cloid_inv.fail(f"fills with cloids of no accepted order: {sorted(map(str, unknown))}")
 
@@ -547,8 +621,12 @@ def _result(
         # informational, not an invariant: the fee of a fill the tracker never saw (e.g. the
         # shutdown flatten's, when the bot stops before its userFills frame) shows up here
         "fees missed by tracker": f"{sim_fees - view.fees:.4f}" if view else "-",
-        "faults injected": sum(plan.injected.values()),
-        "faults by kind": dict(sorted(plan.injected.items())),
+        "faults injected": sum(n for k, n in plan.injected.items() if k not in FOREIGN_KINDS),
+        "faults by kind": dict(sorted((k, n) for k, n in plan.injected.items() if k not in FOREIGN_KINDS)),
+        "foreign activity": {k: plan.injected[k] for k in FOREIGN_KINDS} if plan.user else "off",
+        "foreign ops skipped (nothing to act on)": dict(plan.foreign_skipped) or "-",
+        "orders by others (foreign cloids, manual closes)": foreign_orders,
+        "liquidation/no-cloid fills": sum(1 for f in fills if f.get("cloid") is None),
         "WS connections opened": sim.hub._count - connections_before,
         "resyncs run/failed": f"{bot.resync.runs}/{bot.resync.failures}" if bot.resync else "-",
         "corrections": view.corrections if view else "-",
@@ -566,6 +644,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--seed", type=int, default=None, help="default: the simulator's shipped seed")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--no-foreign", action="store_true", help="no liquidations, manual closes or foreign orders"
+    )
     parser.add_argument("--log-level", default="WARNING", help="console log level (default WARNING)")
     parser.add_argument(
         "--log-file", default=None, help="full INFO log here (default /tmp/hip3-soak-SEED.log)"
@@ -583,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     for flt in console.filters:
         file_handler.addFilter(flt)
     logging.getLogger().addHandler(file_handler)
-    result = trio.run(lambda: run_soak(args.seconds, seed, port=args.port))
+    result = trio.run(lambda: run_soak(args.seconds, seed, port=args.port, foreign=not args.no_foreign))
     print(result.report())
     print(f"full log: {log_file}")
     return 0 if result.ok else 1

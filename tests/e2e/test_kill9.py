@@ -37,7 +37,7 @@ async def test_sigkill_at_random_points_then_restart_keeps_every_invariant() -> 
     # it must have exercised something, or the invariants say nothing
     assert result.summary["iterations (kill -9 + restart)"] == ITERATIONS, report
     assert result.summary["killed right after an order reached the simulator"] >= 1, report
-    assert result.summary["orders received by the simulator"] >= ITERATIONS, report
+    assert result.summary["bot orders received by the simulator"] >= ITERATIONS, report
 
 
 def test_an_invariant_fails_on_a_false_check() -> None:
