@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from collections import deque
 from collections.abc import Callable
@@ -70,6 +71,16 @@ BENIGN_REJECT_PREFIXES = (
 def is_benign_reject(message: str) -> bool:
     """True for rejects an IOC taker expects (no match, under minimum, reduce-only race, zero size)."""
     return message.strip().lower().startswith(BENIGN_REJECT_PREFIXES)
+
+
+#: Rejects saying the signer or the account cannot trade at all: every further order would fail too.
+_ACCOUNT_REFUSALS = re.compile(
+    r"user or api wallet \S+ does not exist|must deposit before performing actions"
+)
+
+
+def is_account_refusal(message: str) -> bool:
+    return _ACCOUNT_REFUSALS.search(message.lower()) is not None
 
 
 _NON_NEGATIVE = non_negative("hard_stop")
@@ -246,9 +257,16 @@ class HardStop:
         return False
 
     def record_reject(self, message: str, now: float) -> bool:
-        """Count a non-benign order reject at trio time `now`; benign ones are ignored."""
+        """Count a non-benign order reject at trio time `now`; benign ones are ignored. A reject
+        saying the key or the account cannot trade at all latches at once, saying so."""
         if is_benign_reject(message):
             return False
+        if is_account_refusal(message):
+            return self.trigger(
+                f"the exchange refuses this key or account (agent approval revoked or expired, or no "
+                f"deposit?): {message}",
+                now,
+            )
         window = self.params.reject_window_secs
         self._rejects.append(now)
         while self._rejects and now - self._rejects[0] > window:

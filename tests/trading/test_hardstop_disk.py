@@ -248,3 +248,18 @@ def test_observation_writes_nothing_to_the_state_directory(tmp_path: Path) -> No
     stop = HardStop.load(p, arm=False)
     assert not stop.latched
     assert not p.state_file.parent.exists()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "User or API Wallet 0x" + "ab" * 20 + " does not exist.",
+        "L1 error: User or API Wallet 0x" + "ab" * 20 + " does not exist.",
+        "Must deposit before performing actions. User: 0x" + "ab" * 20,
+    ],
+)
+def test_a_key_the_exchange_no_longer_accepts_latches_at_once(tmp_path: Path, message: str) -> None:
+    # An approval revoked (or expired) while running: every order would be refused; say so at once.
+    stop = HardStop(params(tmp_path))
+    assert stop.record_reject(message, 1.0)
+    assert stop.reason is not None and "account" in stop.reason and message in stop.reason
