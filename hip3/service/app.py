@@ -440,12 +440,21 @@ async def _run(
     bot.hard_stop.flush()  # what the writer task had not written yet
     if bot.abort_requested.is_set():
         return EXIT_ABORTED
-    if bot.shutdown is not None and (
-        bot.shutdown.unresolved or (cfg.shutdown.flatten_on_shutdown and bot.shutdown.positions_left)
-    ):
-        log.error("stopped, but the account is not known to be flat (exit code %d)", EXIT_NOT_SETTLED)
-        return EXIT_NOT_SETTLED
+    code = exit_code_after_shutdown(bot.shutdown, flatten_on_shutdown=cfg.shutdown.flatten_on_shutdown)
+    if code != EXIT_OK:
+        log.error("stopped, but the account is not known to be flat (exit code %d)", code)
+        return code
     log.info("stopped cleanly")
+    return EXIT_OK
+
+
+def exit_code_after_shutdown(outcome: ShutdownOutcome | None, *, flatten_on_shutdown: bool) -> int:
+    """EXIT_NOT_SETTLED if an order's outcome was unknown at the end, or positions were left open
+    although they should have been flattened; EXIT_OK otherwise (observation mode: no outcome)."""
+    if outcome is None:
+        return EXIT_OK
+    if outcome.unresolved or (flatten_on_shutdown and outcome.positions_left):
+        return EXIT_NOT_SETTLED
     return EXIT_OK
 
 

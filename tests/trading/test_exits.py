@@ -30,6 +30,7 @@ from tests.fakes.trading import (
     FakeTracker,
     FakeWs,
     bbo,
+    cloid_of,
     ctx,
     filled_all,
     is_benign_reject,
@@ -228,43 +229,81 @@ class Switch:
 
 
 async def test_shutdown_waits_for_settling_then_flattens_to_flat(autojump_clock: Any) -> None:
-    tracker, cells = FakeTracker(), FakeCells()
+    # The real tracker, the real executor; the exchange (FakeWs) fills every order at its limit.
+    from hip3.trading.reports import AccountSnapshot, FillReport, PositionReport, TradeId
+    from hip3.trading.tracker import Tracker
+    from hip3.trading.tracker.task import run_tracker
+
+    tracker = Tracker(
+        {TSLA.name: TSLA, GOLD.name: GOLD},
+        max_notional_per_market=D(1000),
+        max_total_notional=D(1000),
+        max_concurrent_positions=3,
+    )
+    cells = FakeCells()
     cells.set(TSLA, bbo(TSLA, "100", "100.1"), ctx(TSLA, "100"))
     cells.set(GOLD, bbo(GOLD, "2000", "2001"), ctx(GOLD, "2000"))
     signer = FakeSigner()
-    ws = FakeWs(filled_all(signer))
-    executor = Executor(
-        tracker=tracker,
-        cells=cells,
-        specs=SPECS,
-        signer=signer,
-        user="0x" + "1" * 40,
-        ws=ws,
-        info=FakeInfo(),
-        hard_stop=FakeHardStop(),
-        ready=FakeReady(),
-        is_benign_reject=is_benign_reject,
-    )
+    fill_all = filled_all(signer)
     _sig_send, sig_recv = trio.open_memory_channel[Signal](10)
     fl_send, fl_recv = trio.open_memory_channel[FlattenRequest](10)
     async with trio.open_nursery() as nursery:
+        handle = await nursery.start(run_tracker, tracker)
+
+        def fill_and_report(body: dict[str, Any]) -> Any:
+            # The answer says filled; the stream reports the fill with its fee a moment later.
+            order = next(o for o in signer.signed if o.cloid == cloid_of(body))
+            market = next(m for m in SPECS if m.asset == order.asset)
+            side = Side.BUY if order.is_buy else Side.SELL
+            fill = FillReport(
+                TradeId(market.name, len(signer.signed)),
+                order.cloid,
+                side,
+                order.price,
+                order.size,
+                D("0.01"),
+                1,
+                7,
+            )
+            nursery.start_soon(handle.report_fills, (fill,))
+            return fill_all(body)
+
+        ws = FakeWs(fill_and_report)
+        executor = Executor(
+            tracker=handle,
+            cells=cells,
+            specs=SPECS,
+            signer=signer,
+            user="0x" + "1" * 40,
+            ws=ws,
+            info=FakeInfo(),
+            hard_stop=FakeHardStop(),
+            ready=FakeReady(),
+            is_benign_reject=is_benign_reject,
+        )
         await nursery.start(run_executor, executor, sig_recv, fl_recv)
-        tracker.open(TSLA, "1", "100")
-        tracker.open(GOLD, "-0.01", "2000")
+        held = AccountSnapshot(
+            positions=(
+                PositionReport(TSLA.name, D(1), D(100)),
+                PositionReport(GOLD.name, D("-0.01"), D(2000)),
+            )
+        )
+        await handle.apply_snapshot(await handle.begin_fetch(), held)
+        assert set(handle.view().positions) == {TSLA, GOLD}
         # An entry still in flight somewhere: the sequence waits for it before flattening.
         pending = ReserveRequest(Cloid.random(), GOLD, Side.SELL, Size(D("0.01")), Price(D(2000)), False, "x")
-        tracker.reservations[pending.cloid] = pending
+        await handle.reserve(pending)
 
         async def settle_later() -> None:
             await trio.sleep(2)
-            await tracker.post_result(pending.cloid, PostRefused("Order could not immediately match"))
+            await handle.post_result(pending.cloid, PostRefused("Order could not immediately match"))
 
         nursery.start_soon(settle_later)
         t0 = trio.current_time()
         flat = await shutdown_sequence(
-            tracker, fl_send, executor, flatten_on_shutdown=True, settle_timeout_secs=10
+            handle, fl_send, executor, flatten_on_shutdown=True, settle_timeout_secs=10
         )
-        assert flat and tracker.positions == {}
+        assert flat and handle.view().positions == {}
         assert executor.entries_stopped
         assert trio.current_time() - t0 < 3
         assert sorted(s.reduce_only for s in signer.signed) == [True, True]
