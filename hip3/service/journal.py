@@ -442,19 +442,23 @@ class Journal:
         Older ones had the previous run's whole resolution time behind them; their effects on
         positions are in the exchange's state, which a restart adopts.
         """
-        (newest,) = self._db.execute("SELECT MAX(sent_ms) FROM orders").fetchone()
-        if newest is None:
-            return []
+        # Newest first by rowid (rows are appended in time order), stopping at the window's start:
+        # a restart reads only the last minutes, however long the journal is.
         rows = self._db.execute(
-            "SELECT cloid, market, side, size, limit_px, reduce_only, reason, sent_ms FROM orders o "
-            "WHERE sent_ms >= ? AND NOT EXISTS "
-            "(SELECT 1 FROM order_events e WHERE e.cloid = o.cloid AND e.final) ORDER BY id",
-            (newest - window_ms,),
-        ).fetchall()
-        return [
-            SentOrder(c, m, s, Decimal(sz), Decimal(px), bool(ro), r, ms)
-            for c, m, s, sz, px, ro, r, ms in rows
-        ]
+            "SELECT cloid, market, side, size, limit_px, reduce_only, reason, sent_ms, "
+            "EXISTS (SELECT 1 FROM order_events e WHERE e.cloid = o.cloid AND e.final) "
+            "FROM orders o ORDER BY id DESC"
+        )
+        doubt: list[SentOrder] = []
+        newest: int | None = None
+        for c, m, side, sz, px, ro, r, ms, final in rows:
+            newest = ms if newest is None else newest
+            if ms < newest - window_ms:
+                break
+            if not final:
+                doubt.append(SentOrder(c, m, side, Decimal(sz), Decimal(px), bool(ro), r, ms))
+        doubt.reverse()
+        return doubt
 
     def sent_cloids(self) -> list[str]:
         return [c for (c,) in self._db.execute("SELECT cloid FROM orders ORDER BY id")]

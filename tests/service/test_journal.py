@@ -227,3 +227,25 @@ def test_a_journal_from_a_newer_hip3_is_refused(tmp_path: Path) -> None:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(JournalUnusable, match="newer than this hip3"):
         prepare_journal(str(path))
+
+
+def test_a_torn_write_at_the_end_of_the_wal_loses_only_the_last_commit(tmp_path: Path) -> None:
+    # What a kill -9 (or a crash in the middle of a write) leaves on disk: the database file and a
+    # WAL whose last frame is cut short. SQLite checks each frame's checksum and ignores a torn one.
+    path = tmp_path / "journal.sqlite3"
+    journal = journal_at(path)
+    cloids = [Cloid.random() for _ in range(3)]
+    for cloid in cloids:
+        journal.order_sending(cloid, TSLA, Side.BUY, D("0.2"), D("250"), False, "entry")
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    shutil.copy(path, crashed / path.name)
+    wal = path.with_name(path.name + "-wal").read_bytes()
+    (crashed / (path.name + "-wal")).write_bytes(wal[:-100])  # the last commit's frame, torn
+    journal.close()
+    survivor = journal_at(crashed / path.name)
+    assert survivor.sent_cloids() == [str(cloids[0]), str(cloids[1])]
+    assert survivor.connection().execute("PRAGMA quick_check").fetchone() == ("ok",)
+    survivor.order_sending(Cloid.random(), TSLA, Side.BUY, D("0.2"), D("250"), False, "entry")
+    assert len(survivor.sent_cloids()) == 3
+    survivor.close()
