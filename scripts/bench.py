@@ -141,9 +141,7 @@ def bench_detector(iterations: int) -> BenchResult:
     from hip3.strategy.gates import GateParams, GateState, evaluate_gates
 
     updates = _simulated_updates(max(60.0, iterations / 8))[:iterations]  # ~13 updates/s
-    detector_params = DetectorParams(
-        min_book_notional=200, normal_book_notional=2000, min_edge_bps=3, max_notional_per_market=100
-    )
+    detector_params = DetectorParams(min_book_notional=200, normal_book_notional=2000, min_edge_bps=3)
     gate_params = GateParams()
 
     def one_pass() -> tuple[float, int, int]:
@@ -167,7 +165,9 @@ def bench_detector(iterations: int) -> BenchResult:
                 blocked += 1
                 detector[key] = observe_oracle(ms, dstate, detector_params, now)
                 continue
-            signal, detector[key] = evaluate(ms, dstate, spec, detector_params, now)
+            signal, detector[key] = evaluate(
+                ms, dstate, spec, detector_params, now, max_notional=Decimal(100)
+            )
             signals += signal is not None
         return (time.perf_counter() - start) / len(updates), signals, blocked
 

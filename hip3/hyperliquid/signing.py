@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import functools
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
 import coincurve
 import msgpack
+
+from hip3.clock import wall_clock_ms
 
 __all__ = [
     "AGENT_TYPEHASH",
@@ -32,7 +33,6 @@ __all__ = [
     "l1_digest",
     "recover_l1_signer",
     "sign_l1_action",
-    "wall_clock_ms",
 ]
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -274,12 +274,6 @@ def _sig_scalar(value: object, name: str) -> int:
 # nonces
 
 
-def wall_clock_ms() -> int:
-    """Unix time in ms. Nonces are exchange data that must lie near wall time (T-2d, T+1d), so this
-    is the one legitimate wall-clock read in the bot; everything else uses trio's clock."""
-    return time.time_ns() // 1_000_000
-
-
 class NonceManager:
     """Nonces for one signing key: strictly increasing, and at least the current ms timestamp.
 
@@ -289,6 +283,7 @@ class NonceManager:
     __slots__ = ("_last", "_now_ms")
 
     def __init__(self, now_ms: Callable[[], int] | None = None) -> None:
+        # Nonces are exchange data that must lie near wall time (T-2d, T+1d).
         self._now_ms = now_ms if now_ms is not None else wall_clock_ms
         self._last = 0
 

@@ -43,6 +43,7 @@ from hip3.hyperliquid.events import (
 from hip3.hyperliquid.parse import STATS, ParseError, ParseStats, parse_action_response, parse_ws_frame
 from hip3.hyperliquid.ratelimit import RollingLimiter
 from hip3.hyperliquid.urls import shown_url
+from hip3.params import Secs, must_be_le, param, parameters
 
 log = logging.getLogger(__name__)
 
@@ -566,6 +567,28 @@ async def _default_connect(url: str) -> AsyncIterator[WsConnection]:
         receive_buffer_size=64 * 1024,
     ) as conn:
         yield _BufferedConnection(conn)
+
+
+@frozen(field_transformer=parameters("websocket"))
+class WebsocketParams:
+    """`[websocket]`: heartbeat, silence detection and reconnect backoff (`open_ws_session`'s timing)."""
+
+    # The exchange drops a connection idle for 60 s.
+    ping_after_secs: Secs = param(45.0, "send a ping when nothing was sent for this long")
+    silence_timeout_secs: Secs = param(30.0, "reconnect when nothing was received for this long")
+    reconnect_initial_secs: Secs = param(0.5, "reconnect backoff starts here and doubles up to the max")
+    reconnect_max_secs: Secs = param(30.0, "longest reconnect backoff")
+    healthy_after_secs: Secs = param(60.0, "a connection up this long resets the backoff")
+
+    def problems(self) -> list[str]:
+        return list(
+            must_be_le(
+                "websocket.reconnect_initial_secs",
+                self.reconnect_initial_secs,
+                "websocket.reconnect_max_secs",
+                self.reconnect_max_secs,
+            )
+        )
 
 
 @asynccontextmanager

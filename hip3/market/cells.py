@@ -15,6 +15,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Protocol
 
+import attrs
 import trio
 from attrs import frozen
 
@@ -25,8 +26,28 @@ BPS = Decimal(10_000)
 
 
 @frozen
+class MarketConditions:
+    """Facts about a market that come from outside the feed (discovery, periodic checks).
+
+    A latest value like the market data: `hip3.market.checks` publishes a new one with
+    `MarketCells.publish_conditions` and is the only writer; the detector task reads it.
+    """
+
+    oi_cap: Decimal | None = None  # USD notional; None: unknown (the oi_cap gate passes)
+    halted: bool = False
+    params_changed: bool = False  # latched: parameters changed since discovery
+
+
+NO_CONDITIONS = MarketConditions()
+
+
+@frozen
 class MarketState:
-    """Everything known about one market's data right now; all fields None means "no data"."""
+    """Everything known about one market's data right now; all fields None means "no data".
+
+    `mid` and `spread_bps` are derived from `bbo` once per book update (`with_bbo`); built
+    directly, they are computed from the given `bbo`. Change `bbo` only through `with_bbo`.
+    """
 
     market: MarketKey
     bbo: Bbo | None = None
@@ -37,6 +58,12 @@ class MarketState:
     last_exchange_time: int | None = None  # Bbo.time (exchange ms) of the newest bbo
     time_regressed_at: float | None = None  # trio time a bbo's exchange time went backwards
     updates: int = 0
+    mid: Decimal | None = attrs.field(
+        default=attrs.Factory(lambda self: mid_px(self.bbo), takes_self=True)
+    )  # (bid + ask) / 2 of a valid book, else None
+    spread_bps: Decimal | None = attrs.field(
+        default=attrs.Factory(lambda self: spread_of(self.bbo, self.mid), takes_self=True)
+    )  # (ask − bid) / mid × 10⁴ of a valid book, else None
 
     @property
     def oracle_px(self) -> Decimal | None:
@@ -91,11 +118,13 @@ def mid_px(bbo: Bbo | None) -> Decimal | None:
 
 
 def spread_bps(bbo: Bbo | None) -> Decimal | None:
-    """(ask − bid) / mid × 10⁴ of a valid book, else None (never infinity: 7.C item 7)."""
-    mid = mid_px(bbo)
-    if mid is None:
+    """(ask − bid) / mid × 10⁴ of a valid book, else None (never infinity: a one-sided book has none)."""
+    return spread_of(bbo, mid_px(bbo))
+
+
+def spread_of(bbo: Bbo | None, mid: Decimal | None) -> Decimal | None:
+    if mid is None or bbo is None or bbo.bid is None or bbo.ask is None:
         return None
-    assert bbo is not None and bbo.bid is not None and bbo.ask is not None
     return (bbo.ask.px - bbo.bid.px) / mid * BPS
 
 
@@ -105,6 +134,7 @@ def with_bbo(state: MarketState, bbo: Bbo, now: float) -> MarketState:
     if state.last_exchange_time is not None and bbo.time < state.last_exchange_time:
         regressed_at = now
     # The new (earlier) exchange time becomes the baseline: later data is judged monotonic against it.
+    mid = mid_px(bbo)
     # Built field by field rather than with attrs.evolve: this runs for every message, and evolve's
     # introspection costs about as much again (tests/market/test_cells_update.py keeps the list whole).
     return MarketState(
@@ -117,6 +147,8 @@ def with_bbo(state: MarketState, bbo: Bbo, now: float) -> MarketState:
         last_exchange_time=bbo.time,
         time_regressed_at=regressed_at,
         updates=state.updates + 1,
+        mid=mid,
+        spread_bps=spread_of(bbo, mid),
     )
 
 
@@ -135,19 +167,27 @@ def with_ctx(state: MarketState, ctx: AssetCtx, now: float) -> MarketState:
         last_exchange_time=state.last_exchange_time,
         time_regressed_at=state.time_regressed_at,
         updates=state.updates + 1,
+        mid=state.mid,
+        spread_bps=state.spread_bps,
     )
 
 
 class MarketCells:
-    """The latest `MarketState` per market, written by the feed and read by one detector task.
+    """The latest `MarketState` and `MarketConditions` per market, read by one detector task.
 
-    Writers never block and never queue: an update overwrites the cell and marks the market
-    changed. `wait_changed` returns every market changed since the previous call (at once if
-    there are any), so a slow reader sees only the newest state of each market.
+    The feed writes the market data, the market checks the conditions; each cell has that one
+    writer. Writers never block and never queue: an update overwrites the cell and marks the
+    market changed. `wait_changed` returns every market changed since the previous call (at once
+    if there are any), so a slow reader sees only the newest state of each market.
     """
 
-    def __init__(self, markets: Iterable[MarketKey] = ()) -> None:
+    def __init__(
+        self,
+        markets: Iterable[MarketKey] = (),
+        conditions: Mapping[MarketKey, MarketConditions] | None = None,
+    ) -> None:
         self._states: dict[MarketKey, MarketState] = {m: MarketState(m) for m in markets}
+        self._conditions: dict[MarketKey, MarketConditions] = dict(conditions or {})
         self._changed: set[MarketKey] = set()
         self._wakeup = trio.Event()
 
@@ -164,17 +204,20 @@ class MarketCells:
         state = self._states.get(market)
         return state if state is not None else MarketState(market)
 
+    def conditions(self, market: MarketKey) -> MarketConditions:
+        """The market's latest conditions; none published reads as "no cap, trading, unchanged"."""
+        return self._conditions.get(market, NO_CONDITIONS)
+
+    def publish_conditions(self, market: MarketKey, conditions: MarketConditions) -> None:
+        """Replace the market's conditions; a change marks the market changed so the gates see it."""
+        if self._conditions.get(market) == conditions:
+            return
+        self._conditions[market] = conditions
+        self._mark_changed(market)
+
     def snapshot(self) -> Mapping[MarketKey, MarketState]:
         """A read-only copy of every cell (the states themselves are immutable)."""
         return MappingProxyType(dict(self._states))
-
-    def reset_market_data(self) -> None:
-        """Forget all market data (on disconnect): readiness and the age gates then fail closed.
-
-        The update counters survive so a reader can tell a reset cell from a never-seen one;
-        markets are not marked changed — there is nothing new to evaluate until data arrives.
-        """
-        self._states = {m: MarketState(m, updates=s.updates) for m, s in self._states.items()}
 
     async def wait_changed(self) -> set[MarketKey]:
         """Markets changed since the last call; parks until the next update if there are none."""

@@ -1,8 +1,9 @@
-"""Market facts from outside the feed: OI caps, halts, parameter changes (audit A3, §7.C item 9).
+"""Market facts from outside the feed: OI caps, halts, parameter changes.
 
 Discovery seeds `MarketConditions` (the OI caps from perpDexs); `run_market_checks` then re-reads
-meta(dex) and perpDexs every `param_check_interval_secs` and updates them in place, so the gates
-`oi_cap`, `param_change` and `halt` can fire in the running bot:
+meta(dex) and perpDexs every `gates.param_check_interval_secs` and publishes new values into the
+conditions cells beside the market data (`MarketCells.publish_conditions`), so the gates `oi_cap`,
+`param_change` and `halt` can fire in the running bot. This task is the cells' only writer:
 
 * `params_changed` is latched (never cleared here) when szDecimals, maxLeverage or onlyIsolated
   differ from discovery, or when the market's asset id would no longer be what we send (its
@@ -20,7 +21,7 @@ The comparisons are pure functions; `MarketChecker` applies them and logs transi
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Protocol
 
@@ -31,13 +32,21 @@ from attrs import frozen
 from hip3.core import MarketKey, MarketSpec
 from hip3.hyperliquid.events import Meta, MetaAsset, PerpDex
 from hip3.hyperliquid.info import InfoError
-from hip3.strategy.scanner import MarketConditions
+from hip3.market.cells import MarketConditions
 
 log = logging.getLogger(__name__)
 
 #: HIP-3 asset ids: 100000 + perp_dex_index × 10000 + index in meta(dex) (hyperliquid.md §4.3).
 HIP3_ASSET_BASE = 100000
 DEX_STRIDE = 10000
+
+
+class ConditionsCells(Protocol):
+    """Where conditions are published (`MarketCells`)."""
+
+    def conditions(self, market: MarketKey) -> MarketConditions: ...
+
+    def publish_conditions(self, market: MarketKey, conditions: MarketConditions) -> None: ...
 
 
 class MarketInfoSource(Protocol):
@@ -136,7 +145,7 @@ def initial_conditions(
 
 
 # ---------------------------------------------------------------------------------------------
-# Applying checks to the shared conditions
+# Publishing new conditions
 
 
 @attrs.define
@@ -146,37 +155,25 @@ class MarketCheckStats:
 
 
 class MarketChecker:
-    """Applies fresh perpDexs / meta answers to `conditions` (shared with the `SignalScanner`).
+    """Turns fresh perpDexs / meta answers into new `MarketConditions`, published into `cells`.
 
-    Mutates the `MarketConditions` objects in place (adding one for a market that has none) and
-    logs each transition once.
+    Logs each transition once.
     """
 
-    def __init__(
-        self,
-        dex: str,
-        specs: Mapping[MarketKey, MarketSpec],
-        conditions: MutableMapping[MarketKey, MarketConditions],
-    ) -> None:
+    def __init__(self, dex: str, specs: Mapping[MarketKey, MarketSpec], cells: ConditionsCells) -> None:
         self.dex = dex
         self.specs = specs
-        self.conditions = conditions
+        self.cells = cells
         self.stats = MarketCheckStats()
         self._dex_missing = False
-
-    def _cond(self, market: MarketKey) -> MarketConditions:
-        cond = self.conditions.get(market)
-        if cond is None:
-            cond = self.conditions[market] = MarketConditions()
-        return cond
 
     def _latch_change(self, market: MarketKey, changes: Iterable[str]) -> None:
         changes = tuple(changes)
         if not changes:
             return
-        cond = self._cond(market)
+        cond = self.cells.conditions(market)
         if not cond.params_changed:
-            cond.params_changed = True
+            self.cells.publish_conditions(market, attrs.evolve(cond, params_changed=True))
             log.warning(
                 "market %s: parameters changed since discovery (%s); no new entries until restart",
                 market,
@@ -194,21 +191,22 @@ class MarketChecker:
         for market in sorted(self.specs):
             self._latch_change(market, filter(None, [dex_index_change(market, perp_dex)]))
             cap = oi_cap_for(perp_dex, market)
-            cond = self._cond(market)
+            cond = self.cells.conditions(market)
             if cap is not None and cap != cond.oi_cap:
                 log.info("market %s: OI cap %s → %s", market, cond.oi_cap, cap)
-                cond.oi_cap = cap
+                self.cells.publish_conditions(market, attrs.evolve(cond, oi_cap=cap))
 
     def apply_meta(self, meta: Meta) -> None:
         for market, check in sorted(check_markets(self.specs, meta).items()):
             self._latch_change(market, check.changes)
-            cond = self._cond(market)
+            cond = self.cells.conditions(market)
             halted = check.halt_reason is not None
             if halted and not cond.halted:
                 log.warning("market %s: trading halted (%s)", market, check.halt_reason)
             elif cond.halted and not halted:
                 log.warning("market %s: listed again, halt cleared", market)
-            cond.halted = halted
+            if halted != cond.halted:
+                self.cells.publish_conditions(market, attrs.evolve(cond, halted=halted))
 
     async def check_once(self, info: MarketInfoSource) -> None:
         """One round: perpDexs (HIP-3 dexs only), then meta(dex). A failed query changes nothing."""
@@ -234,14 +232,14 @@ async def run_market_checks(
     info: MarketInfoSource,
     dex: str,
     specs: Mapping[MarketKey, MarketSpec],
-    conditions: MutableMapping[MarketKey, MarketConditions],
+    cells: ConditionsCells,
     interval_secs: float,
     *,
     task_status: trio.TaskStatus[MarketChecker] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Re-check every `interval_secs` (0 = off: returns at once); the first check is one interval
     after start, since discovery has just read the same data."""
-    checker = MarketChecker(dex, specs, conditions)
+    checker = MarketChecker(dex, specs, cells)
     task_status.started(checker)
     if interval_secs <= 0:
         log.info("market checks off (gates.param_check_interval_secs = 0)")

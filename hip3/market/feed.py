@@ -10,12 +10,12 @@ positions (the tracker ignores snapshots).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import trio
 
+from hip3.clock import wall_clock_ms
 from hip3.core import MarketKey
 from hip3.hyperliquid.events import AssetCtx, Bbo, Fill, OrderUpdates, SubscriptionAck, UserFills
 from hip3.hyperliquid.ws import Connected, Disconnected
@@ -54,11 +54,6 @@ def market_subscriptions(markets: Mapping[str, MarketKey]) -> list[dict[str, Any
 
 def user_subscriptions(user: str) -> list[dict[str, Any]]:
     return [{"type": "userFills", "user": user.lower()}, {"type": "orderUpdates", "user": user.lower()}]
-
-
-def wall_clock_ms() -> int:
-    # Exchange timestamps are wall-clock data; only the catch-up query window needs one.
-    return time.time_ns() // 1_000_000
 
 
 class Feed:

@@ -19,14 +19,12 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import attrs
 import trio
 
+from hip3.clock import utc_day, wall_clock_ms
 from hip3.core import MarketKey, MarketSpec
 from hip3.histogram import LAG_BUCKETS_SECS, Histogram
 from hip3.hyperliquid import signing, wire
@@ -46,14 +44,12 @@ from hip3.service.keys import KeyLoadError, SecretKey, load_signing_key
 from hip3.service.metrics import bot_registry, run_loop_lag_probe, serve_metrics
 from hip3.service.recovery import Recovered, RecoveryFailed, count_in_daily_loss, settle_orders_in_doubt
 from hip3.service.sdnotify import Notifier, notifier_from_env, run_service_notify, watchdog_interval
-from hip3.strategy.detector import DetectorParams
-from hip3.strategy.gates import GateParams
 from hip3.strategy.scanner import SignalScanner, run_detector
 from hip3.trading.edge import account_snapshot
 from hip3.trading.executor.signer import L1OrderSigner
-from hip3.trading.executor.task import Executor, ExecutorParams, run_executor
-from hip3.trading.exits import ExitParams, ExitPlanner, ShutdownOutcome, run_exits, shutdown_sequence
-from hip3.trading.hardstop import HardStop, HardStopParams, is_benign_reject, run_hard_stop_persistence
+from hip3.trading.executor.task import Executor, run_executor
+from hip3.trading.exits import ExitPlanner, ShutdownOutcome, run_exits, shutdown_sequence
+from hip3.trading.hardstop import HardStop, is_benign_reject, run_hard_stop_persistence
 from hip3.trading.messages import (
     Correction,
     FlattenRequest,
@@ -76,33 +72,15 @@ EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_NOT_SETTLED, EXIT_ABORTED = 0, 1, 2, 3,
 STATUS_INTERVAL_SECS = 10.0
 
 
-def params_from(cls: type[Any], *sections: Any, **extra: Any) -> Any:
-    """Build a task's parameter class from config sections by matching field names."""
-    values: dict[str, Any] = {}
-    names = {a.name for a in attrs.fields(cls)}
-    for section in sections:
-        for a in attrs.fields(type(section)):
-            if a.name in names:
-                values[a.name] = getattr(section, a.name)
-    values.update(extra)
-    return cls(**values)
-
-
-def detector_params(cfg: Config) -> DetectorParams:
-    params: DetectorParams = params_from(
-        DetectorParams,
+def signal_scanner(cfg: Config, specs: Mapping[MarketKey, MarketSpec]) -> SignalScanner:
+    """The detector task's state, configured from the [detector], [gates], [position] and [markets] sections."""
+    return SignalScanner(
+        specs,
         cfg.detector,
-        threshold_bps=dict(cfg.markets.threshold_bps),
-        max_notional_per_market=cfg.position.max_notional_per_market,
+        cfg.gates,
+        max_notional=cfg.position.max_notional_per_market,
+        threshold_overrides=cfg.markets.threshold_bps,
     )
-    return params
-
-
-def hard_stop_params(cfg: Config) -> HardStopParams:
-    params: HardStopParams = params_from(
-        HardStopParams, cfg.hard_stop, state_file=Path(cfg.hard_stop.state_file)
-    )
-    return params
 
 
 @attrs.define
@@ -178,7 +156,7 @@ async def run_bot(
     with contextlib.ExitStack() as held:
         if trading:
             assert cfg.account.address is not None
-            state_dir = hard_stop_params(cfg).state_file.parent
+            state_dir = cfg.hard_stop.state_file.parent
             try:
                 held.enter_context(instance_lock(state_dir, cfg.account.address, cfg.markets.dex))
             except InstanceLocked as exc:
@@ -199,7 +177,7 @@ async def _start(
 ) -> int:
     """Everything after the local checks (and, when trading, with the instance lock held)."""
     trading = cfg.mode == "trading"
-    hard_stop = HardStop.load(hard_stop_params(cfg), arm=trading)  # observing writes nothing
+    hard_stop = HardStop.load(cfg.hard_stop, arm=trading)  # observing writes nothing
     # The journal first: a file that cannot be used stops the start before the exchange is touched.
     try:
         journal = prepare_journal(cfg.journal.path)
@@ -229,7 +207,7 @@ async def _discover_and_run(
         if trading:
             assert cfg.account.address is not None and key is not None
             try:
-                await verify_signer(info, cfg.account.address, key.address, signing.wall_clock_ms())
+                await verify_signer(info, cfg.account.address, key.address, wall_clock_ms())
             except SignerRefused as exc:
                 log.error("refusing to trade: %s", exc)
                 return EXIT_REFUSED
@@ -267,16 +245,11 @@ async def _discover_and_run(
             cfg=cfg,
             specs=specs,
             markets=markets,
-            cells=MarketCells(specs),
+            cells=MarketCells(specs, initial_conditions(discovery.perp_dex, specs)),
             ready=ReadyState(specs, trading=trading),
             hard_stop=hard_stop,
             journal=journal,
-            scanner=SignalScanner(
-                specs,
-                detector_params(cfg),
-                params_from(GateParams, cfg.gates),
-                initial_conditions(discovery.perp_dex, specs),
-            ),
+            scanner=signal_scanner(cfg, specs),
         )
         return await _run(bot, info, key, handle_signals, on_signal, task_status)
 
@@ -374,7 +347,7 @@ async def _run(
             info,
             cfg.markets.dex,
             bot.specs,
-            bot.scanner.conditions,
+            bot.cells,
             cfg.gates.param_check_interval_secs,
         )
         if bot.trading:
@@ -391,14 +364,13 @@ async def _run(
                 hard_stop=bot.hard_stop,
                 ready=bot.ready,
                 is_benign_reject=is_benign_reject,
-                params=params_from(ExecutorParams, cfg.executor, cfg.exits),
+                params=cfg.executor,
+                exit_params=cfg.exits,
                 write_ahead=bot.journal.order_sending if bot.journal is not None else None,
                 request_resync=resync_trigger.request,
             )
             await nursery.start(run_executor, bot.executor, signals_recv, flattens_recv)
-            bot.exits = await nursery.start(
-                run_exits, handle, bot.cells, flattens_send, params_from(ExitParams, cfg.exits)
-            )
+            bot.exits = await nursery.start(run_exits, handle, bot.cells, flattens_send, cfg.exits)
             bot.resync = await nursery.start(
                 functools.partial(
                     run_resync,
@@ -503,7 +475,7 @@ async def _startup_sync(
 
 async def _settle_previous_run(bot: Bot, info: InfoClient, user: str) -> Recovered | None:
     """Settle the orders the journal says may have been in flight; None: do not trade."""
-    executor = params_from(ExecutorParams, bot.cfg.executor, bot.cfg.exits)
+    executor = bot.cfg.executor
     if bot.journal is None:
         return Recovered(0, {}, [])
     if bot.journal.moved_aside is not None:
@@ -625,7 +597,7 @@ async def _watch_positions(bot: Bot, events: trio.MemoryReceiveChannel[PositionE
                 bot.journal.record(event)
             match event:
                 case PositionClosed(realized_pnl=pnl):
-                    bot.hard_stop.record_pnl(pnl, Decimal(0), datetime.now(UTC).date(), trio.current_time())
+                    bot.hard_stop.record_pnl(pnl, Decimal(0), utc_day(), trio.current_time())
                 case PositionOpened() | PositionChanged() | Correction():
                     pass
 
@@ -638,7 +610,7 @@ async def _watch_fees(bot: Bot, tracker: TrackerHandle) -> None:
         view = await tracker.wait_view_change(view.seq)
         if view.fees != fees_seen:
             delta, fees_seen = view.fees - fees_seen, view.fees
-            bot.hard_stop.record_pnl(Decimal(0), delta, datetime.now(UTC).date(), trio.current_time())
+            bot.hard_stop.record_pnl(Decimal(0), delta, utc_day(), trio.current_time())
 
 
 HARD_STOP_POLL_SECS = 1.0

@@ -28,37 +28,27 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
+from hip3.params import DOC, Bound, Check, ParamError, must_be_le
 from hip3.service.config_schema import (
     DEFAULT_URLS,
     AccountConfig,
-    Check,
     Config,
-    DetectorConfig,
-    ExecutorConfig,
-    ExitsConfig,
     JournalConfig,
     LoggingConfig,
     MarketsConfig,
     MetricsConfig,
     NetworkConfig,
-    PositionConfig,
-    WebsocketConfig,
 )
 
 __all__ = [
     "AccountConfig",
     "Config",
     "ConfigError",
-    "DetectorConfig",
-    "ExecutorConfig",
-    "ExitsConfig",
     "JournalConfig",
     "LoggingConfig",
     "MarketsConfig",
     "MetricsConfig",
     "NetworkConfig",
-    "PositionConfig",
-    "WebsocketConfig",
     "config_from_mapping",
     "config_from_text",
     "config_to_text",
@@ -140,6 +130,12 @@ def _structure_str(value: object, _type: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {show_value(value)}")
     return value
+
+
+def _structure_path(value: object, _type: object) -> Path:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {show_value(value)}")
+    return Path(value)
 
 
 def _is_literal(t: Any) -> bool:
@@ -246,6 +242,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(float, _structure_float)
     converter.register_structure_hook(bool, _structure_bool)
     converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(Path, _structure_path)
     converter.register_structure_hook_factory(_is_literal, _structure_literal_factory)
     converter.register_structure_hook_factory(_is_variadic_tuple, _tuple_factory(converter))
     converter.register_structure_hook_factory(_is_str_mapping, _mapping_factory(converter))
@@ -278,6 +275,8 @@ def _unknown_key_line(path: str, key: str, known: Iterable[str]) -> str:
 
 
 def _problems_from(exc: BaseException, path: str) -> list[str]:
+    if isinstance(exc, ParamError):
+        return list(exc.problems)
     if isinstance(exc, ClassValidationError | IterableValidationError):
         lines: list[str] = []
         for sub in exc.exceptions:
@@ -311,66 +310,11 @@ def _structure(value: object, type_: Any, path: str) -> tuple[Any, list[str]]:
 # Rules that span several fields -----------------------------------------------------------------
 
 
-def _must_be_le(problems: list[str], low_path: str, low: Any, high_path: str, high: Any) -> None:
-    if low > high:
-        problems.append(f"{low_path}: must be <= {high_path} ({high}), got {low}")
-
-
-def _must_be_lt(problems: list[str], low_path: str, low: Any, high_path: str, high: Any) -> None:
-    if low >= high:
-        problems.append(f"{low_path}: must be < {high_path} ({high}), got {low}")
-
-
 def _section_rules(name: str, section: Any) -> list[str]:
+    """Rules of one section that need the TOML's key spelling; a section's own rules across its
+    fields run when it is built (its `problems()`)."""
     problems: list[str] = []
     match section:
-        case PositionConfig():
-            _must_be_le(
-                problems,
-                "position.max_notional_per_market",
-                section.max_notional_per_market,
-                "position.max_total_notional",
-                section.max_total_notional,
-            )
-        case DetectorConfig():
-            _must_be_lt(
-                problems,
-                "detector.min_book_notional",
-                section.min_book_notional,
-                "detector.normal_book_notional",
-                section.normal_book_notional,
-            )
-        case ExecutorConfig():
-            _must_be_le(
-                problems,
-                "executor.post_timeout_secs",
-                section.post_timeout_secs,
-                "executor.resolve_timeout_secs",
-                section.resolve_timeout_secs,
-            )
-        case ExitsConfig():
-            _must_be_le(
-                problems,
-                "exits.retry_backoff_initial_secs",
-                section.retry_backoff_initial_secs,
-                "exits.retry_backoff_max_secs",
-                section.retry_backoff_max_secs,
-            )
-            _must_be_lt(
-                problems,
-                "exits.min_holding_secs",
-                section.min_holding_secs,
-                "exits.time_stop_secs",
-                section.time_stop_secs,
-            )
-        case WebsocketConfig():
-            _must_be_le(
-                problems,
-                "websocket.reconnect_initial_secs",
-                section.reconnect_initial_secs,
-                "websocket.reconnect_max_secs",
-                section.reconnect_max_secs,
-            )
         case MarketsConfig():
             if not section.coins:
                 problems.append('markets.coins: must list at least one coin, or ["*"] for every market')
@@ -397,8 +341,7 @@ def _config_rules(cfg: Config) -> list[str]:
         problems.append(
             'account.address: required when mode = "trading" (the master account that owns positions)'
         )
-    _must_be_le(
-        problems,
+    problems += must_be_le(
         "detector.min_order_notional",
         cfg.detector.min_order_notional,
         "position.max_notional_per_market",
@@ -503,6 +446,8 @@ def _toml_value(value: Any, *, is_url: bool = False) -> str:
         return repr(value)
     if isinstance(value, str):
         return json.dumps(mask_url(value) if is_url else value)
+    if isinstance(value, Path):
+        return json.dumps(str(value))
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
@@ -529,3 +474,55 @@ def config_to_text(cfg: Config) -> str:
                 continue
             lines.append(f"{field.name} = {_toml_value(value, is_url=field.name.endswith('_url'))}")
     return "\n".join(lines) + "\n"
+
+
+# Reference table (README) -------------------------------------------------------------------------
+
+README_TABLE_START = "<!-- config reference: generated by scripts/config_reference.py -->"
+README_TABLE_END = "<!-- end of config reference -->"
+
+
+def _limits_text(type_: Any) -> str:
+    if get_origin(type_) is not Annotated:
+        origin = get_origin(type_)
+        if origin is Literal:
+            return " or ".join(json.dumps(o) for o in get_args(type_))
+        args = [a for a in get_args(type_) if a is not type(None)]
+        if args and len(args) < len(get_args(type_)):  # X | None
+            return _limits_text(args[0])
+        if origin is tuple or (isinstance(origin, type) and issubclass(origin, Mapping)):
+            return _limits_text(args[-1])
+        return ""
+    bounds = [f"{m.op} {m.limit}" for m in type_.__metadata__ if isinstance(m, Bound)]
+    return ", ".join(bounds)
+
+
+def _default_text(attribute: attrs.Attribute[Any]) -> str:
+    default: Any = attribute.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = default.factory()
+    if default is None:
+        return "not set"
+    if attribute.converter is not None:
+        default = attribute.converter(default)  # type: ignore[operator]
+    return _toml_value(default)
+
+
+def reference_table() -> str:
+    """The README's config reference: one row per key, from the parameter classes themselves."""
+    rows = [
+        "| key | default | limits | meaning |",
+        "|---|---|---|---|",
+        '| `mode` | `"observation"` | `"observation"` or `"trading"` | trading places orders; observation only '
+        "records signals |",
+    ]
+    for section in attrs.fields(Config):
+        if section.type is None or not attrs.has(section.type):
+            continue
+        for f in attrs.fields(section.type):
+            doc = f.metadata.get(DOC, "")
+            limits = _limits_text(f.type)
+            rows.append(
+                f"| `{section.name}.{f.name}` | `{_default_text(f)}` | {limits} | {doc.replace('|', '/')} |"
+            )
+    return "\n".join(rows)

@@ -1,93 +1,42 @@
-"""The configuration's shape: frozen attrs classes, one per TOML section, with defaults and limits.
+"""The configuration's shape: `Config` composes one section per task, each declared once beside its task.
 
-Limits ride along as `Annotated` metadata (`Gt(0)`, `Ge(0)`, ...) so `hip3.service.config` can check every
-value during structuring and report all problems with their key paths. Cross-field rules (a minimum
-below a maximum, ...) live in `hip3.service.config`.
+Each section is a `hip3.params.parameters` class (defaults, limits as `Annotated` metadata, a
+description per key, rules across its fields in `problems()`): `hip3.trading.limits.PositionParams`,
+`hip3.strategy.detector.DetectorParams`, `hip3.strategy.gates.GateParams`,
+`hip3.trading.hardstop.HardStopParams`, `hip3.trading.executor.task.ExecutorParams`,
+`hip3.trading.exits.ExitParams`/`ShutdownParams`, `hip3.hyperliquid.ws.WebsocketParams`. The
+service's own sections (network, account, markets, journal, logging) are declared here. Rules
+across sections live in `hip3.service.config`.
 
 Units are in the names: `*_bps` basis points, `*_secs` seconds (float, trio clock), `*_ms`
 milliseconds (int), `*_notional`/`*_usd` US dollars. Money and bps are `Decimal`.
 A value documented as "0 = off" disables that check; no other value means "off".
 """
 
-import re
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from attrs import field, frozen
 
-from hip3.core import MIN_OPEN_NOTIONAL
-
-
-class Check:
-    """A per-value rule: returns the (possibly normalised) value or raises ValueError(message)."""
-
-    def __call__(self, value: Any) -> Any:
-        raise NotImplementedError
-
-
-def _show_number(value: Any) -> str:
-    return str(value)
-
-
-@frozen
-class Bound(Check):
-    """`value <op> limit` must hold; the message reads like `must be > 0, got -5`."""
-
-    op: Literal[">", ">=", "<", "<="]
-    limit: Decimal | int | float
-
-    def __call__(self, value: Any) -> Any:
-        ok = {
-            ">": value > self.limit,
-            ">=": value >= self.limit,
-            "<": value < self.limit,
-            "<=": value <= self.limit,
-        }[self.op]
-        if not ok:
-            raise ValueError(f"must be {self.op} {_show_number(self.limit)}, got {_show_number(value)}")
-        return value
-
-
-def Gt(limit: Decimal | int | float) -> Bound:
-    return Bound(">", limit)
-
-
-def Ge(limit: Decimal | int | float) -> Bound:
-    return Bound(">=", limit)
-
-
-def Le(limit: Decimal | int | float) -> Bound:
-    return Bound("<=", limit)
-
-
-_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
-
-
-@frozen
-class EthAddress(Check):
-    """0x + 40 hex digits; normalised to lowercase (the exchange reports addresses in lowercase)."""
-
-    def __call__(self, value: Any) -> Any:
-        if not _ADDRESS_RE.fullmatch(value):
-            raise ValueError(f"must be 0x followed by 40 hex digits, got {len(value)} characters")
-        return value.lower()
-
-
-@frozen
-class UrlScheme(Check):
-    """A URL with one of the given schemes, or "" for the network's default."""
-
-    schemes: tuple[str, ...]
-
-    def __call__(self, value: Any) -> Any:
-        if value == "":
-            return value
-        scheme, sep, rest = value.partition("://")
-        if not sep or scheme.lower() not in self.schemes or not rest:
-            wanted = " or ".join(f"{s}://" for s in self.schemes)
-            raise ValueError(f'must be a URL starting with {wanted} (or "" for the default), got {value!r}')
-        return value
+from hip3.hyperliquid.ws import WebsocketParams
+from hip3.params import (
+    Address,
+    Check,
+    CoinName,
+    DexName,
+    FilePath,
+    PositiveBps,
+    Url,
+    WsUrl,
+    param,
+    parameters,
+)
+from hip3.strategy.detector import DetectorParams
+from hip3.strategy.gates import GateParams
+from hip3.trading.executor.task import ExecutorParams
+from hip3.trading.exits import ExitParams, ShutdownParams
+from hip3.trading.hardstop import HardStopParams
+from hip3.trading.limits import PositionParams
 
 
 def parse_listen(value: str) -> tuple[str, int] | None:
@@ -118,48 +67,6 @@ class ListenAddress(Check):
         return value
 
 
-@frozen
-class NonEmpty(Check):
-    def __call__(self, value: Any) -> Any:
-        if not value:
-            raise ValueError("must not be empty")
-        return value
-
-
-@frozen
-class CoinName(Check):
-    """A coin name as the dex lists it, without the `dex:` prefix, or "*" for every market."""
-
-    def __call__(self, value: Any) -> Any:
-        if not value or value != value.strip():
-            raise ValueError(f"not a coin name: {value!r}")
-        if ":" in value:
-            raise ValueError(f'write the coin without the dex prefix ("{value.split(":", 1)[1]}")')
-        return value
-
-
-@frozen
-class DexName(Check):
-    def __call__(self, value: Any) -> Any:
-        if not re.fullmatch(r"[A-Za-z0-9_]+", value):
-            raise ValueError(f'must be a dex name like "xyz" (letters, digits, _), got {value!r}')
-        return value
-
-
-# Value types with their limits ------------------------------------------------------------------
-
-Usd = Annotated[Decimal, Gt(0)]
-Bps = Annotated[Decimal, Ge(0)]
-PositiveBps = Annotated[Decimal, Gt(0)]
-Secs = Annotated[float, Gt(0)]
-SecsOrOff = Annotated[float, Ge(0)]  # 0 = off
-Count = Annotated[int, Ge(1)]
-Fraction = Annotated[Decimal, Gt(0), Le(1)]
-Address = Annotated[str, EthAddress()]
-Url = Annotated[str, UrlScheme(("http", "https"))]
-WsUrl = Annotated[str, UrlScheme(("ws", "wss"))]
-Path = Annotated[str, NonEmpty()]
-
 Mode = Literal["observation", "trading"]
 NetworkName = Literal["mainnet", "testnet"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -180,27 +87,27 @@ DEFAULT_URLS: Mapping[str, Mapping[str, str]] = {
 }
 
 
-# Sections ---------------------------------------------------------------------------------------
+# Sections of the service itself (the tasks' sections live beside their tasks) -----------------------
 
 
-@frozen
+@frozen(field_transformer=parameters("network"))
 class NetworkConfig:
     """`name` picks the signing domain (mainnet source "a", testnet "b") and the default URLs.
 
     After `load_config` the URLs are the effective ones (defaults filled in).
     """
 
-    name: NetworkName = "mainnet"
-    info_url: Url = ""
-    exchange_url: Url = ""
-    ws_url: WsUrl = ""
+    name: NetworkName = param("mainnet", '"mainnet" or "testnet": the signing domain and default URLs')
+    info_url: Url = param("", 'info endpoint ("" = the network\'s default)')
+    exchange_url: Url = param("", 'exchange endpoint ("" = the network\'s default)')
+    ws_url: WsUrl = param("", 'websocket endpoint ("" = the network\'s default)')
 
     @property
     def is_mainnet(self) -> bool:
         return self.name == "mainnet"
 
 
-@frozen
+@frozen(field_transformer=parameters("account"))
 class AccountConfig:
     """`address` is the master account that owns positions (user channels, clearinghouseState).
 
@@ -209,133 +116,52 @@ class AccountConfig:
     API wallet's address differs from `address`, which is normal).
     """
 
-    address: Address | None = None
-    key_file: Path | None = None
-    signer_address: Address | None = None
+    address: Address | None = param(None, "the master account that owns the positions")
+    key_file: FilePath | None = param(None, "file holding the signing key (else HIP3_PRIVATE_KEY)")
+    signer_address: Address | None = param(None, "the address the signing key must derive (optional check)")
 
 
-@frozen
+@frozen(field_transformer=parameters("markets"))
 class MarketsConfig:
-    dex: Annotated[str, DexName()] = "xyz"
-    coins: tuple[Annotated[str, CoinName()], ...] = ("*",)
-    #: coin -> all-in entry threshold (replaces fee + slippage + min edge for that coin).
-    threshold_bps: Mapping[str, PositiveBps] = field(factory=dict)
+    dex: Annotated[str, DexName()] = param("xyz", "the HIP-3 dex whose markets are traded")
+    coins: tuple[Annotated[str, CoinName()], ...] = param(("*",), 'coins without the dex prefix, or ["*"]')
+    threshold_bps: Mapping[str, PositiveBps] = param(
+        factory=dict, doc="per-coin all-in entry threshold, replacing fee + slippage + min edge"
+    )
 
     @property
     def all_coins(self) -> bool:
         return self.coins == ("*",)
 
 
-@frozen
-class PositionConfig:
-    max_notional_per_market: Usd = Decimal(50)
-    max_total_notional: Usd = Decimal(300)
-    max_concurrent_positions: Count = 5
-    position_resync_interval_secs: SecsOrOff = 60.0  # 0 = off
-
-
-@frozen
-class ShutdownConfig:
-    flatten_on_shutdown: bool = True
-    settle_timeout_secs: Secs = 10.0
-
-
-@frozen
-class DetectorConfig:
-    taker_fee_bps: Bps = Decimal("4.5")  # base tier, before the HIP-3 multiplier
-    hip3_fee_multiplier: Annotated[Decimal, Ge(1)] = Decimal(2)
-    slippage_bps: Bps = Decimal(2)
-    min_edge_bps: Bps = Decimal(5)
-    sizing_alpha: Fraction = Decimal("0.10")
-    min_book_notional: Annotated[Decimal, Ge(0)] = Decimal(500)
-    normal_book_notional: Usd = Decimal(5000)
-    min_order_notional: Annotated[Decimal, Ge(MIN_OPEN_NOTIONAL)] = Decimal(11)
-    oracle_direction_filter: bool = True
-    oracle_window_secs: Secs = 10.0
-    min_consecutive_oracle_moves: Annotated[int, Ge(0)] = 2
-    min_oracle_move_bps: Bps = Decimal(2)
-    signal_dedup: bool = True
-    max_entry_spread_bps: Bps = Decimal(0)  # 0 = off
-
-    @property
-    def effective_taker_fee_bps(self) -> Decimal:
-        """The taker fee a HIP-3 fill actually pays: base tier × the HIP-3 multiplier."""
-        return self.taker_fee_bps * self.hip3_fee_multiplier
-
-
-@frozen
-class GatesConfig:
-    max_bbo_age_ms: Annotated[int, Ge(0)] = 2000  # 0 = off
-    max_ctx_age_ms: Annotated[int, Ge(0)] = 8000  # 0 = off
-    max_mark_mid_divergence_bps: Bps = Decimal(50)  # 0 = off
-    spread_ewma_alpha: Fraction = Decimal("0.05")
-    spread_shock_multiplier: Annotated[Decimal, Ge(0)] = Decimal(3)  # 0 = off
-    spread_shock_min_samples: Annotated[int, Ge(0)] = 20
-    max_oi_fraction: Fraction = Decimal("0.95")
-    time_regression_hold_secs: SecsOrOff = 30.0  # 0 = off
-    param_check_interval_secs: SecsOrOff = 300.0  # 0 = off
-
-
-@frozen
-class HardStopConfig:
-    max_daily_loss_usd: Usd = Decimal(50)
-    max_rejects: Count = 5
-    reject_window_secs: Secs = 3600.0
-    max_flatten_failures: Count = 3
-    state_file: Path = "var/hard_stop.json"
-
-
-@frozen
-class ExecutorConfig:
-    max_slippage_bps: Bps = Decimal(10)
-    post_timeout_secs: Secs = 5.0
-    resolve_timeout_secs: Secs = 60.0
-    http_fallback: bool = True
-    max_orders_per_second: Count = 10
-
-
-@frozen
-class ExitsConfig:
-    time_stop_secs: Secs = 20.0
-    mark_regression_bps: Bps = Decimal(5)
-    min_holding_secs: Annotated[float, Ge(0)] = 1.0
-    flatten_slippage_bps: PositiveBps = Decimal(50)
-    retry_backoff_initial_secs: Secs = 1.0
-    retry_backoff_max_secs: Secs = 30.0
-    check_interval_secs: Secs = 0.25
-
-
-@frozen
-class WebsocketConfig:
-    ping_after_secs: Secs = 45.0
-    silence_timeout_secs: Secs = 30.0
-    reconnect_initial_secs: Secs = 0.5
-    reconnect_max_secs: Secs = 30.0
-    healthy_after_secs: Secs = 60.0
-
-
-@frozen
+@frozen(field_transformer=parameters("journal"))
 class JournalConfig:
-    path: str = "var/journal.sqlite3"  # "" = off
+    path: str = param(
+        "var/journal.sqlite3",
+        "SQLite journal: orders (written before they are sent), fills, signals, positions, corrections, "
+        'hard stops, restarts ("" = off; keep it on when trading: a restart uses it)',
+    )
 
     @property
     def enabled(self) -> bool:
         return self.path != ""
 
 
-@frozen
+@frozen(field_transformer=parameters("metrics"))
 class MetricsConfig:
-    #: Prometheus endpoint: "" = off, "9464" = 127.0.0.1:9464, or "HOST:PORT" (keep it off the internet).
-    listen: Annotated[str, ListenAddress()] = ""
+    # Keep it off the internet: it shows positions and PnL.
+    listen: Annotated[str, ListenAddress()] = param(
+        "", 'Prometheus endpoint: "" = off, "9464" = 127.0.0.1:9464, or "HOST:PORT"'
+    )
 
 
-@frozen
+@frozen(field_transformer=parameters("logging"))
 class LoggingConfig:
-    level: LogLevel = "INFO"
-    #: "auto": JSON lines when stderr is not a terminal (journald, files), text on a terminal.
-    format: LogFormatName = "auto"
-    #: Older switch: true is the same as format = "json".
-    json: bool = False
+    level: LogLevel = param("INFO", "DEBUG, INFO, WARNING or ERROR")
+    format: LogFormatName = param(
+        "auto", '"auto": JSON lines when stderr is not a terminal, text on one; or "json" / "text"'
+    )
+    json: bool = param(False, 'older switch: true is the same as format = "json"')
 
     @property
     def effective_format(self) -> LogFormatName:
@@ -344,18 +170,20 @@ class LoggingConfig:
 
 @frozen
 class Config:
+    """The whole file: one section per task (declared beside it) plus the service's own sections."""
+
     mode: Mode = "observation"
     network: NetworkConfig = field(factory=NetworkConfig)
     account: AccountConfig = field(factory=AccountConfig)
     markets: MarketsConfig = field(factory=MarketsConfig)
-    position: PositionConfig = field(factory=PositionConfig)
-    shutdown: ShutdownConfig = field(factory=ShutdownConfig)
-    detector: DetectorConfig = field(factory=DetectorConfig)
-    gates: GatesConfig = field(factory=GatesConfig)
-    hard_stop: HardStopConfig = field(factory=HardStopConfig)
-    executor: ExecutorConfig = field(factory=ExecutorConfig)
-    exits: ExitsConfig = field(factory=ExitsConfig)
-    websocket: WebsocketConfig = field(factory=WebsocketConfig)
+    position: PositionParams = field(factory=PositionParams)
+    shutdown: ShutdownParams = field(factory=ShutdownParams)
+    detector: DetectorParams = field(factory=DetectorParams)
+    gates: GateParams = field(factory=GateParams)
+    hard_stop: HardStopParams = field(factory=HardStopParams)
+    executor: ExecutorParams = field(factory=ExecutorParams)
+    exits: ExitParams = field(factory=ExitParams)
+    websocket: WebsocketParams = field(factory=WebsocketParams)
     journal: JournalConfig = field(factory=JournalConfig)
     logging: LoggingConfig = field(factory=LoggingConfig)
     metrics: MetricsConfig = field(factory=MetricsConfig)

@@ -15,8 +15,9 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
+
+from hip3.clock import utc_now
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -48,7 +49,7 @@ def instance_lock(state_dir: Path, account: str, dex: str) -> Iterator[Path]:
                 f"holds {path}; stop it first (one instance per account and dex)"
             ) from None
         os.ftruncate(fd, 0)
-        started = datetime.now(UTC).isoformat(timespec="seconds")
+        started = utc_now().isoformat(timespec="seconds")
         os.pwrite(fd, f"pid {os.getpid()} (started {started})\n".encode(), 0)
         yield path
     finally:

@@ -25,9 +25,8 @@ import logging
 import os
 import sqlite3
 import stat
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import attrs
 import trio
 
+from hip3.clock import utc_now, wall_clock_ms
 from hip3.core import Cloid, MarketKey, Side
 from hip3.hyperliquid.events import Fill, OrderUpdates, UserFills
 from hip3.service.journal_schema import SchemaTooNew, migrate
@@ -61,11 +61,6 @@ CHECKPOINT_INTERVAL_SECS = 30.0
 
 class JournalUnusable(Exception):
     """The journal can be neither used nor moved aside; the message says what to do."""
-
-
-def wall_clock_ms() -> int:
-    # Journal rows carry wall-clock times: they are read by people and compared across restarts.
-    return time.time_ns() // 1_000_000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +205,7 @@ def prepare_journal(path_text: str, *, now: datetime | None = None) -> Journal |
     try:
         return Journal(open_checked(path), path)
     except _Corrupt as exc:
-        stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+        stamp = (now or utc_now()).strftime("%Y%m%dT%H%M%SZ")
         try:
             aside = move_aside(path, stamp)
         except OSError as move_exc:

@@ -24,8 +24,9 @@ from typing import Protocol
 import attrs
 import trio
 
+from hip3.clock import wall_clock_ms
 from hip3.hyperliquid.events import Fill, OrderStatusResult
-from hip3.service.journal import LIVE_ORDER_STATUSES, Journal, SentOrder, wall_clock_ms
+from hip3.service.journal import LIVE_ORDER_STATUSES, Journal, SentOrder
 
 log = logging.getLogger(__name__)
 

@@ -12,73 +12,79 @@ without an event loop. The detector task (`hip3.strategy.scanner`) owns the per-
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated
 
 import attrs
-from attrs import field, frozen
+from attrs import frozen
 
-from hip3.core import MarketSpec, Side, Size
-from hip3.market.cells import BPS, MarketState, is_valid_bbo, mid_px, spread_bps
-from hip3.params import non_negative, param_decimal, positive
+from hip3.core import MIN_OPEN_NOTIONAL, MarketSpec, Side, Size
+from hip3.market.cells import BPS, MarketState, is_valid_bbo
+from hip3.params import (
+    Bps,
+    CountOrOff,
+    Fraction,
+    Ge,
+    NonNegativeUsd,
+    PositiveDecimal,
+    Secs,
+    Usd,
+    must_be_lt,
+    param,
+    parameters,
+)
 from hip3.trading.messages import Signal
 
 #: Size is capped a little under the notional limit: the tracker values orders at the limit
-#: price and the executor may move it by the slippage bound (seed 7.A item 21).
+#: price and the executor may move it by the slippage bound.
 NOTIONAL_CAP_BUFFER = Decimal("0.99")
+#: No per-coin threshold overrides.
+NO_OVERRIDES: Mapping[str, Decimal] = MappingProxyType({})
 #: Bound on the oracle moves remembered per market (only the current run within the window counts).
 MAX_REMEMBERED_MOVES = 64
 
 
-def _thresholds(value: Mapping[str, Any] | None) -> Mapping[str, Decimal]:
-    result: dict[str, Decimal] = {}
-    for coin, bps in (value or {}).items():
-        try:
-            result[str(coin)] = Decimal(str(bps)) if not isinstance(bps, bool) else Decimal("NaN")
-        except InvalidOperation:
-            result[str(coin)] = Decimal("NaN")
-        if not result[str(coin)].is_finite() or result[str(coin)] < 0:
-            raise ValueError(f"markets.threshold_bps.{coin}: expected a number >= 0, got {bps!r}")
-    return MappingProxyType(result)
-
-
-_NON_NEGATIVE = non_negative("detector")
-_POSITIVE = positive("detector")
-
-
-@frozen
+@frozen(field_transformer=parameters("detector"))
 class DetectorParams:
-    """`[detector]` config keys, plus per-market `threshold_bps` ([markets]) and the notional cap ([position])."""
+    """`[detector]`: the entry threshold, sizing and the oracle filters."""
 
-    taker_fee_bps: Decimal = field(default=Decimal("4.5"), converter=param_decimal, validator=_NON_NEGATIVE)
-    hip3_fee_multiplier: Decimal = field(default=Decimal(2), converter=param_decimal, validator=_NON_NEGATIVE)
-    slippage_bps: Decimal = field(default=Decimal(2), converter=param_decimal, validator=_NON_NEGATIVE)
-    min_edge_bps: Decimal = field(default=Decimal(5), converter=param_decimal, validator=_NON_NEGATIVE)
-    sizing_alpha: Decimal = field(default=Decimal("0.10"), converter=param_decimal, validator=_POSITIVE)
-    min_book_notional: Decimal = field(default=Decimal(500), converter=param_decimal, validator=_NON_NEGATIVE)
-    normal_book_notional: Decimal = field(default=Decimal(5000), converter=param_decimal, validator=_POSITIVE)
-    min_order_notional: Decimal = field(default=Decimal(11), converter=param_decimal, validator=_NON_NEGATIVE)
-    oracle_direction_filter: bool = True
-    oracle_window_secs: float = field(default=10.0, converter=float)  # <= 0: no window
-    min_consecutive_oracle_moves: int = field(default=2, converter=int, validator=_NON_NEGATIVE)
-    min_oracle_move_bps: Decimal = field(default=Decimal(2), converter=param_decimal, validator=_NON_NEGATIVE)
-    signal_dedup: bool = True
-    max_entry_spread_bps: Decimal = field(
-        default=Decimal(0), converter=param_decimal, validator=_NON_NEGATIVE
+    taker_fee_bps: Bps = param(Decimal("4.5"), "base-tier taker fee (bps) before the HIP-3 multiplier")
+    # The exchange's multiplier is (scale + max(scale, 1)) x 0.1 in growth mode: 0.1 at the least, never 0.
+    hip3_fee_multiplier: PositiveDecimal = param(
+        Decimal(2), "HIP-3 markets charge this multiple of the base taker fee"
     )
-    #: coin without the dex prefix -> all-in threshold (bps) that replaces fee + slippage + min edge
-    threshold_bps: Mapping[str, Decimal] = field(factory=dict, converter=_thresholds)
-    max_notional_per_market: Decimal = field(
-        default=Decimal(50), converter=param_decimal, validator=_POSITIVE
+    slippage_bps: Bps = param(Decimal(2), "expected slippage, a threshold component")
+    min_edge_bps: Bps = param(Decimal(5), "edge required on top of fees and slippage")
+    sizing_alpha: Fraction = param(Decimal("0.10"), "order size as a fraction of the touched level")
+    min_book_notional: NonNegativeUsd = param(
+        Decimal(500), "no signal at or below this touched notional (USD)"
     )
+    normal_book_notional: Usd = param(Decimal(5000), "full size at or above this touched notional (USD)")
+    min_order_notional: Annotated[Decimal, Ge(MIN_OPEN_NOTIONAL)] = param(
+        Decimal(11), "smallest order sent (USD)"
+    )
+    oracle_direction_filter: bool = param(True, "buy only after the oracle rose (sell after it fell)")
+    oracle_window_secs: Secs = param(10.0, "window for counting oracle moves")
+    min_consecutive_oracle_moves: CountOrOff = param(2, "same-direction oracle moves required (0 = none)")
+    min_oracle_move_bps: Bps = param(Decimal(2), "smaller oracle changes are not moves")
+    signal_dedup: bool = param(True, "one signal per market, side and oracle price")
+    max_entry_spread_bps: Bps = param(Decimal(0), "no entry when the spread is wider (0 = off)")
 
-    def __attrs_post_init__(self) -> None:
-        if self.min_book_notional >= self.normal_book_notional:
-            raise ValueError(
-                "detector.min_book_notional: must be < normal_book_notional "
-                f"({self.min_book_notional} >= {self.normal_book_notional})"
+    @property
+    def effective_taker_fee_bps(self) -> Decimal:
+        """The taker fee a HIP-3 fill actually pays: base tier x the HIP-3 multiplier."""
+        return self.taker_fee_bps * self.hip3_fee_multiplier
+
+    def problems(self) -> list[str]:
+        return list(
+            must_be_lt(
+                "detector.min_book_notional",
+                self.min_book_notional,
+                "detector.normal_book_notional",
+                self.normal_book_notional,
             )
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,9 +165,12 @@ def edges(ms: MarketState) -> tuple[Decimal | None, Decimal | None]:
     return (oracle - ms.bbo.ask.px) / oracle * BPS, (ms.bbo.bid.px - oracle) / oracle * BPS
 
 
-def threshold_for(coin: str, params: DetectorParams) -> Decimal:
-    """All-in threshold (bps): the market's override if configured, else fee × HIP-3 multiplier + slippage + edge."""
-    override = params.threshold_bps.get(coin)
+def threshold_for(
+    coin: str, params: DetectorParams, overrides: Mapping[str, Decimal] = NO_OVERRIDES
+) -> Decimal:
+    """All-in threshold (bps): the market's override if configured (`markets.threshold_bps`), else
+    fee × HIP-3 multiplier + slippage + edge."""
+    override = overrides.get(coin)
     if override is not None:
         return override
     return params.taker_fee_bps * params.hip3_fee_multiplier + params.slippage_bps + params.min_edge_bps
@@ -179,7 +188,12 @@ def liquidity_factor(book_notional: Decimal, params: DetectorParams) -> Decimal:
 
 
 def size_for(
-    book_px: Decimal, book_sz: Decimal, mid: Decimal, spec: MarketSpec, params: DetectorParams
+    book_px: Decimal,
+    book_sz: Decimal,
+    mid: Decimal,
+    spec: MarketSpec,
+    params: DetectorParams,
+    max_notional: Decimal,
 ) -> Size:
     """Order size for taking `book_sz` at `book_px` (§3.6), floored to the lot; 0 means "don't trade".
 
@@ -196,7 +210,7 @@ def size_for(
     min_size = params.min_order_notional / mid
     if size < min_size:
         size = min(min_size, book_sz)
-    max_size = params.max_notional_per_market * NOTIONAL_CAP_BUFFER / mid
+    max_size = max_notional * NOTIONAL_CAP_BUFFER / mid
     size = min(size, max_size)
     return spec.round_size(size)
 
@@ -209,6 +223,7 @@ def _side_signal(
     spec: MarketSpec,
     params: DetectorParams,
     threshold: Decimal,
+    max_notional: Decimal,
     now: float,
 ) -> Signal | None:
     assert ms.ctx is not None and ms.bbo is not None and ms.bbo.bid is not None and ms.bbo.ask is not None
@@ -223,9 +238,9 @@ def _side_signal(
         if moves < needed:
             return None
     level = ms.bbo.ask if side is Side.BUY else ms.bbo.bid
-    mid = mid_px(ms.bbo)
+    mid = ms.mid
     assert mid is not None
-    size = size_for(level.px, level.sz, mid, spec, params)
+    size = size_for(level.px, level.sz, mid, spec, params, max_notional)
     if size <= 0:
         return None
     return Signal(
@@ -259,9 +274,19 @@ def observe_oracle(
 
 
 def evaluate(
-    ms: MarketState, dstate: DetectorMarketState, spec: MarketSpec, params: DetectorParams, now: float
+    ms: MarketState,
+    dstate: DetectorMarketState,
+    spec: MarketSpec,
+    params: DetectorParams,
+    now: float,
+    *,
+    max_notional: Decimal,
+    threshold_overrides: Mapping[str, Decimal] = NO_OVERRIDES,
 ) -> tuple[Signal | None, DetectorMarketState]:
     """One look at one market: the signal it warrants now (if any) and the detector's new state.
+
+    `max_notional` is the per-market cap (`position.max_notional_per_market`); `threshold_overrides`
+    the per-coin thresholds of `markets.threshold_bps`.
 
     Buy is evaluated first; sell only when there is no buy signal.
     """
@@ -270,12 +295,12 @@ def evaluate(
     if buy_edge is None or sell_edge is None:
         return None, dstate
     if params.max_entry_spread_bps > 0:
-        spread = spread_bps(ms.bbo)
+        spread = ms.spread_bps
         if spread is None or spread > params.max_entry_spread_bps:
             return None, dstate
-    threshold = threshold_for(spec.key.coin, params)
+    threshold = threshold_for(spec.key.coin, params, threshold_overrides)
     for side, edge in ((Side.BUY, buy_edge), (Side.SELL, sell_edge)):
-        signal = _side_signal(side, edge, ms, dstate, spec, params, threshold, now)
+        signal = _side_signal(side, edge, ms, dstate, spec, params, threshold, max_notional, now)
         if signal is not None:
             return signal, dstate.with_signal(side, signal.oracle_px)
     return None, dstate

@@ -2,24 +2,23 @@
 
 `evaluate_gates` runs the gates in a fixed order and stops at the first block. The order matters:
 the spread-shock EWMA is fed only books that got past the freshness and sanity gates, so stale
-or one-sided data never contaminates it (7.C item 7). There is one EWMA per market.
+or one-sided data never contaminates it. There is one EWMA per market.
 
 `GateLog` turns verdicts into log lines on transitions only, so a blocked market does not flood
-the log (7.A item 3).
+the log.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Annotated
 
-import attrs
-from attrs import field, frozen
+from attrs import frozen
 
 from hip3.core import MarketKey
 from hip3.hyperliquid.events import Bbo
-from hip3.market.cells import BPS, MarketState, bbo_problem, mid_px, spread_bps
-from hip3.params import non_negative, param_decimal
+from hip3.market.cells import BPS, MarketState, bbo_problem
+from hip3.params import Bps, CountOrOff, Fraction, Ge, SecsOrOff, param, parameters
 
 GATE_ORDER = (
     "bbo_age",
@@ -33,34 +32,28 @@ GATE_ORDER = (
 )
 
 
-def _alpha(inst: Any, attribute: attrs.Attribute[Any], value: Decimal) -> None:
-    if not 0 < value <= 1:
-        raise ValueError(f"gates.{attribute.name}: must be in (0, 1], got {value}")
-
-
-_NON_NEGATIVE = non_negative("gates")
-
-
-@frozen
+@frozen(field_transformer=parameters("gates"))
 class GateParams:
-    """`[gates]` config keys. A limit of 0 turns its gate off where noted."""
+    """`[gates]`: per-market data gates. A limit of 0 turns its gate off where noted."""
 
-    max_bbo_age_ms: int = field(default=2000, converter=int, validator=_NON_NEGATIVE)  # 0 = off
-    max_ctx_age_ms: int = field(default=8000, converter=int, validator=_NON_NEGATIVE)  # 0 = off
-    max_mark_mid_divergence_bps: Decimal = field(
-        default=Decimal(50), converter=param_decimal, validator=_NON_NEGATIVE
-    )  # 0 = off
-    spread_ewma_alpha: Decimal = field(default=Decimal("0.05"), converter=param_decimal, validator=_alpha)
-    spread_shock_multiplier: Decimal = field(
-        default=Decimal(3), converter=param_decimal, validator=_NON_NEGATIVE
-    )  # 0 = off
-    spread_shock_min_samples: int = field(default=20, converter=int, validator=_NON_NEGATIVE)
-    max_oi_fraction: Decimal = field(
-        default=Decimal("0.95"), converter=param_decimal, validator=_NON_NEGATIVE
+    max_bbo_age_ms: CountOrOff = param(2000, "block a market whose best bid/offer is older (ms; 0 = off)")
+    max_ctx_age_ms: CountOrOff = param(
+        8000, "block a market whose oracle/mark context is older (ms; 0 = off)"
     )
-    time_regression_hold_secs: float = field(default=30.0, converter=float, validator=_NON_NEGATIVE)
-    #: How often the caller re-checks market parameters (feeds `params_changed`); not used here.
-    param_check_interval_secs: float = field(default=300.0, converter=float, validator=_NON_NEGATIVE)
+    max_mark_mid_divergence_bps: Bps = param(
+        Decimal(50), "block when mark and mid are further apart (bps of mid; 0 = off)"
+    )
+    spread_ewma_alpha: Fraction = param(Decimal("0.05"), "smoothing of the spread average")
+    spread_shock_multiplier: Annotated[Decimal, Ge(0)] = param(
+        Decimal(3), "block when the spread exceeds this multiple of its average (0 = off)"
+    )
+    spread_shock_min_samples: CountOrOff = param(20, "spread samples before the spread-shock gate judges")
+    max_oi_fraction: Fraction = param(Decimal("0.95"), "block entries at this fraction of the OI cap")
+    time_regression_hold_secs: SecsOrOff = param(
+        30.0, "block this long after exchange time went back (0 = off)"
+    )
+    # Read by the market-checks task (`hip3.market.checks`), which feeds the halt/param-change gates.
+    param_check_interval_secs: SecsOrOff = param(300.0, "re-read market parameters this often (0 = off)")
 
 
 @frozen
@@ -122,7 +115,8 @@ def evaluate_gates(
         if age > params.max_bbo_age_ms:
             return _block("bbo_age", f"{age} ms > {params.max_bbo_age_ms} ms"), gs
 
-    # 2. ctx_age — the oracle's freshness is the context's receive age, not the oracle value's age (7.A item 2).
+    # 2. ctx_age — the oracle's freshness is the context's receive age, not the oracle value's age:
+    # an oracle that legitimately stays put must not look stale.
     if params.max_ctx_age_ms > 0:
         age = _age_ms(ms.ctx_at, now)
         if ms.ctx is None or age is None:
@@ -146,7 +140,7 @@ def evaluate_gates(
         problem = bbo_problem(ms.bbo)
         if problem is not None:
             return _block("mark_mid", problem), gs
-        mid = mid_px(ms.bbo)
+        mid = ms.mid
         assert mid is not None
         divergence = abs(ms.ctx.mark_px - mid) / mid * BPS
         if divergence > params.max_mark_mid_divergence_bps:
@@ -157,7 +151,7 @@ def evaluate_gates(
             ), gs
 
     # 5. spread_shock — invalid books are never fed to the EWMA (and block: nothing to trade).
-    spread = spread_bps(ms.bbo)
+    spread = ms.spread_bps
     if spread is None:
         return _block("spread_shock", bbo_problem(ms.bbo) or "invalid book"), gs
     new_gs = gs

@@ -19,7 +19,7 @@ import trio
 from hip3 import timing
 from hip3.core import MarketKey, MarketSpec
 from hip3.market.cells import MarketCells
-from hip3.strategy.detector import DetectorMarketState, DetectorParams, evaluate, observe_oracle
+from hip3.strategy.detector import NO_OVERRIDES, DetectorMarketState, DetectorParams, evaluate, observe_oracle
 from hip3.strategy.gates import GateLog, GateParams, GateState, GateVerdict, evaluate_gates
 from hip3.trading.messages import Signal
 
@@ -27,19 +27,6 @@ log = logging.getLogger(__name__)
 
 #: The gate name a market is blocked by while evaluating it raises (absurd data that got through).
 EVALUATION_ERROR = "evaluation_error"
-
-
-@attrs.define
-class MarketConditions:
-    """Facts about a market that come from outside the feed (discovery, periodic checks).
-
-    Seeded by `hip3.market.checks.initial_conditions`; `run_market_checks` updates the objects in
-    `SignalScanner.conditions` in place.
-    """
-
-    oi_cap: Decimal | None = None
-    halted: bool = False
-    params_changed: bool = False
 
 
 @attrs.define
@@ -61,12 +48,15 @@ class SignalScanner:
         specs: Mapping[MarketKey, MarketSpec],
         detector_params: DetectorParams,
         gate_params: GateParams,
-        conditions: Mapping[MarketKey, MarketConditions] | None = None,
+        *,
+        max_notional: Decimal,
+        threshold_overrides: Mapping[str, Decimal] = NO_OVERRIDES,
     ) -> None:
         self.specs = specs
         self.detector_params = detector_params
         self.gate_params = gate_params
-        self.conditions = dict(conditions or {})
+        self.max_notional = max_notional
+        self.threshold_overrides = threshold_overrides
         self.gate_states: dict[MarketKey, GateState] = {m: GateState() for m in specs}
         self.detector_states: dict[MarketKey, DetectorMarketState] = {m: DetectorMarketState() for m in specs}
         self.gate_log = GateLog()
@@ -98,7 +88,7 @@ class SignalScanner:
         if spec is None:
             return None
         state = cells.get(market)
-        cond = self.conditions.get(market) or MarketConditions()
+        cond = cells.conditions(market)
         verdict, self.gate_states[market] = evaluate_gates(
             state,
             self.gate_states[market],
@@ -121,7 +111,13 @@ class SignalScanner:
             )
             return None
         signal, self.detector_states[market] = evaluate(
-            state, self.detector_states[market], spec, self.detector_params, now
+            state,
+            self.detector_states[market],
+            spec,
+            self.detector_params,
+            now,
+            max_notional=self.max_notional,
+            threshold_overrides=self.threshold_overrides,
         )
         if signal is not None:
             self.stats.signals += 1

@@ -22,6 +22,7 @@ from attrs import frozen
 from hip3.core import Cloid, MarketKey
 from hip3.hyperliquid.events import AssetCtx, Bbo
 from hip3.market.cells import MarketSource
+from hip3.params import Bps, PositiveBps, Secs, SecsOrOff, must_be_le, must_be_lt, param, parameters
 from hip3.trading.messages import FlattenRequest, PortfolioView, PositionView
 
 log = logging.getLogger(__name__)
@@ -29,19 +30,42 @@ log = logging.getLogger(__name__)
 BPS = Decimal(10_000)
 
 
-@frozen
+@frozen(field_transformer=parameters("exits"))
 class ExitParams:
-    """`[exits]` keys (flatten_slippage_bps is used by the executor)."""
+    """`[exits]`: when a position is closed, and how flattens are priced and retried."""
 
-    time_stop_secs: float = 20.0
-    mark_regression_bps: Decimal = Decimal(5)
-    min_holding_secs: float = 1.0
-    flatten_slippage_bps: Decimal = Decimal(50)
-    retry_backoff_initial_secs: float = 1.0
-    retry_backoff_max_secs: float = 30.0
-    check_interval_secs: float = 0.25
+    time_stop_secs: Secs = param(20.0, "close a position held longer than this")
+    mark_regression_bps: Bps = param(Decimal(5), "close when the book is back within this of the oracle")
+    min_holding_secs: SecsOrOff = param(1.0, "no exit but the time stop before holding this long")
+    flatten_slippage_bps: PositiveBps = param(
+        Decimal(50), "reduce-only IOC flatten limit this far beyond the mark"
+    )
+    retry_backoff_initial_secs: Secs = param(1.0, "backoff after a failed flatten; doubles up to the max")
+    retry_backoff_max_secs: Secs = param(30.0, "longest backoff between flatten attempts in one market")
+    check_interval_secs: Secs = param(0.25, "how often exit rules are evaluated")
     # A request not seen in flight within this time is taken as failed (denied, or done between looks).
-    request_grace_secs: float = 1.0
+    request_grace_secs: Secs = param(1.0, "a flatten request not seen in flight this long counts as failed")
+
+    def problems(self) -> list[str]:
+        return [
+            *must_be_le(
+                "exits.retry_backoff_initial_secs",
+                self.retry_backoff_initial_secs,
+                "exits.retry_backoff_max_secs",
+                self.retry_backoff_max_secs,
+            ),
+            *must_be_lt(
+                "exits.min_holding_secs", self.min_holding_secs, "exits.time_stop_secs", self.time_stop_secs
+            ),
+        ]
+
+
+@frozen(field_transformer=parameters("shutdown"))
+class ShutdownParams:
+    """`[shutdown]`: what an orderly stop does with open positions."""
+
+    flatten_on_shutdown: bool = param(True, "flatten open positions before exiting")
+    settle_timeout_secs: Secs = param(10.0, "wait this long for in-flight orders and fills to settle")
 
 
 class ViewSource(Protocol):

@@ -4,7 +4,6 @@ Triggers (the first one wins; its reason and time are kept):
   * the day's realized PnL minus fees (UTC day) reaches −`max_daily_loss_usd`;
   * more than `max_rejects` non-benign order rejects within `reject_window_secs`;
   * `max_flatten_failures` consecutive failed flattens in one market.
-A limit of 0 turns its trigger off.
 
 A latched hard stop blocks entries only: exits and flattens still flow, so the bot can get flat.
 
@@ -39,16 +38,17 @@ import re
 import tempfile
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import trio
-from attrs import field, frozen
+from attrs import frozen
 
+from hip3.clock import utc_now
 from hip3.core import MarketKey
-from hip3.params import non_negative, param_decimal
+from hip3.params import Count, FilePath, Secs, Usd, param, parameters
 
 log = logging.getLogger(__name__)
 
@@ -83,28 +83,23 @@ def is_account_refusal(message: str) -> bool:
     return _ACCOUNT_REFUSALS.search(message.lower()) is not None
 
 
-_NON_NEGATIVE = non_negative("hard_stop")
-
-
-@frozen
+@frozen(field_transformer=parameters("hard_stop"))
 class HardStopParams:
-    """`[hard_stop]` config keys; 0 turns a trigger off."""
+    """`[hard_stop]`: the latch's triggers (none can be turned off) and where the latch is kept."""
 
-    max_daily_loss_usd: Decimal = field(default=Decimal(50), converter=param_decimal, validator=_NON_NEGATIVE)
-    max_rejects: int = field(default=5, converter=int, validator=_NON_NEGATIVE)
-    reject_window_secs: float = field(default=3600.0, converter=float, validator=_NON_NEGATIVE)
-    max_flatten_failures: int = field(default=3, converter=int, validator=_NON_NEGATIVE)
-    state_file: Path = field(default=Path("var/hard_stop.json"), converter=Path)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+    max_daily_loss_usd: Usd = param(
+        Decimal(50), "latch when today's realized loss (UTC day) reaches this (USD)"
+    )
+    max_rejects: Count = param(5, "latch after more non-benign order rejects than this within the window")
+    reject_window_secs: Secs = param(3600.0, "window for counting rejects")
+    max_flatten_failures: Count = param(3, "latch after this many consecutive failed flattens in one market")
+    state_file: FilePath = param(Path("var/hard_stop.json"), "the latch survives restarts in this file")
 
 
 class HardStop:
     """The latch plus the counters that feed it. Every `record_*` returns True if it just latched."""
 
-    def __init__(self, params: HardStopParams, *, wall_clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, params: HardStopParams, *, wall_clock: Callable[[], datetime] = utc_now) -> None:
         self.params = params
         self._wall_clock = wall_clock
         self.reason: str | None = None
@@ -122,7 +117,7 @@ class HardStop:
 
     @classmethod
     def load(
-        cls, params: HardStopParams, *, wall_clock: Callable[[], datetime] = _utc_now, arm: bool = True
+        cls, params: HardStopParams, *, wall_clock: Callable[[], datetime] = utc_now, arm: bool = True
     ) -> HardStop:
         """Restore from `params.state_file` and (with `arm`, when trading) arm the spare; a missing
         file is a clear hard stop, anything the bot would not have written is a latched one, and

@@ -21,6 +21,7 @@ import httpx
 import pytest
 import trio
 
+from hip3 import clock
 from hip3.hyperliquid import signing, wire
 from hip3.service.app import Bot, run_bot
 from hip3.service.config import Config, config_from_mapping
@@ -131,7 +132,7 @@ async def post_order_as_master(
     asset = sim.engine.market(COIN).asset
     cloid = "0x" + secrets.token_hex(16)  # another client's cloid: unknown to the bot's tracker
     action = wire.order_action([wire.order_wire(asset, is_buy, price, size, reduce_only, tif, cloid)])
-    nonce = max(signing.wall_clock_ms(), _last_setup_nonce + 1)
+    nonce = max(clock.wall_clock_ms(), _last_setup_nonce + 1)
     _last_setup_nonce = nonce
     body = {
         "action": action,

@@ -647,3 +647,49 @@ def test_action_response_unknown_shape_raises(body: Any) -> None:
     # The outcome is unknown: the caller must resolve the order, not guess.
     with pytest.raises(ParseError):
         parse_action_response(body)
+
+
+# A fill is applied as long as the fields the bot uses are there ------------------------------------
+
+# A recorded mainnet userFills push (hyperliquid.md §7.4).
+RECORDED_FILL: dict[str, Any] = {
+    "coin": "xyz:SILVER",
+    "px": "112.89",
+    "sz": "2.7",
+    "side": "B",
+    "time": 1769594065851,
+    "startPosition": "-6.66",
+    "dir": "Close Short",
+    "closedPnl": "-0.02673",
+    "hash": "0x403b2645eccc82d441b4043434c1a3020115002b87cfa1a6e403d198abc05cbe",
+    "oid": 304587174168,
+    "crossed": True,
+    "fee": "0.023317",
+    "tid": 694586448408875,
+    "cloid": "0xd2ed5e997c5a4cb9946d84c35f0b737c",
+    "feeToken": "USDC",
+    "twapId": None,
+}
+RECORDED_USER = "0x0116a3d95994bcc7d6a84380ed6256fbb32cd25d"
+
+
+def fills_of(data: dict[str, Any]) -> list[tuple[int, Decimal]]:
+    events = parse_ws_frame(json.dumps({"channel": "userFills", "data": data}), ParseStats())
+    return [(f.tid, f.sz) for e in events if isinstance(e, UserFills) for f in e.fills]
+
+
+def test_the_recorded_fill_frame_parses() -> None:
+    assert fills_of({"user": RECORDED_USER, "fills": [RECORDED_FILL]}) == [(694586448408875, Decimal("2.7"))]
+
+
+@pytest.mark.parametrize("field", ["hash", "crossed", "dir", "startPosition", "closedPnl"])
+def test_a_fill_without_a_field_the_tracker_never_reads_is_still_applied(field: str) -> None:
+    # The tracker uses coin, px, sz, side, time, tid, cloid and fee; a fill lacking any other
+    # field must not be dropped (only a resync could repair the position then).
+    fill = {k: v for k, v in RECORDED_FILL.items() if k != field}
+    assert fills_of({"user": RECORDED_USER, "fills": [fill]}) == [(694586448408875, Decimal("2.7"))]
+
+
+def test_a_userfills_push_without_the_user_field_keeps_its_fills() -> None:
+    # There is one user per connection: the feed never reads data.user, so its absence costs nothing.
+    assert fills_of({"fills": [RECORDED_FILL]}) == [(694586448408875, Decimal("2.7"))]

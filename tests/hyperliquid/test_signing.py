@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import secrets
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +16,7 @@ from hyperliquid.utils import signing as sdk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hip3.clock import use_wall_clock
 from hip3.hyperliquid import wire
 from hip3.hyperliquid.signing import (
     AGENT_TYPEHASH,
@@ -644,8 +644,8 @@ def test_nonce_strictly_increasing_for_any_clock(readings: list[int]) -> None:
     assert all(n >= r for n, r in zip(issued, readings, strict=True))
 
 
-def test_default_nonce_is_wall_clock_ms() -> None:
-    before = int(time.time() * 1000)
-    nonce = NonceManager().next()
-    after = int(time.time() * 1000)
-    assert before - 1 <= nonce <= after + 1
+def test_default_nonce_follows_the_wall_clock_seam() -> None:
+    with use_wall_clock(lambda: 1_763_000_000_123):
+        nonces = NonceManager()
+        assert nonces.next() == 1_763_000_000_123
+        assert nonces.next() == 1_763_000_000_124  # same ms: still strictly increasing

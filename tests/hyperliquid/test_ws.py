@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from hip3.core import Cloid, Price, Side, Size
 from hip3.hyperliquid.events import (
     ActionErr,
     ActionOk,
@@ -31,6 +32,10 @@ from hip3.hyperliquid.ws import (
     open_ws_session,
     subscription_matches,
 )
+from hip3.trading.edge import post_outcome
+from hip3.trading.messages import ReserveDenied, ReserveGranted, ReserveRequest
+from hip3.trading.tracker import Tracker
+from tests.builders import TSLA
 from tests.fakes.ws import FakeClosed, FakeServerConn, FakeWsServer
 
 URL = "ws://fake/ws"
@@ -506,3 +511,50 @@ async def test_real_websocket_server_on_loopback() -> None:
                 assert isinstance(result, ActionOk) and result.statuses == (Resting(oid=88383),)
             nursery.cancel_scope.cancel()
     assert seen[0] == {"method": "subscribe", "subscription": BBO_SUB}
+
+
+async def test_a_server_error_reply_to_an_order_post_keeps_the_reservation(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A `{"type": "error"}` post reply mirrors an HTTP status (hyperliquid.md §7.5): like a non-200
+    over HTTP, the order's outcome is unknown, so the tracker must keep its reservation (the order
+    may have executed) instead of treating it as refused."""
+    tracker = Tracker(
+        {TSLA.name: TSLA},
+        max_notional_per_market=Decimal(15),
+        max_total_notional=Decimal(1000),
+        max_concurrent_positions=3,
+    )
+
+    def entry() -> ReserveRequest:
+        return ReserveRequest(
+            Cloid.random(), TSLA, Side.BUY, Size(Decimal(1)), Price(Decimal(10)), False, "entry"
+        )
+
+    first = entry()
+    decision, _ = tracker.reserve(first, 0.0)
+    assert isinstance(decision, ReserveGranted)
+
+    server = FakeWsServer()
+    results: list[Any] = []
+    async with (
+        open_ws_session(
+            "ws://fake/ws", connect=server.connect, rng=random.Random(1), stats=ParseStats()
+        ) as ws,
+        trio.open_nursery() as nursery,
+    ):
+        conn = await server.accept()
+        await ws.wait_connected()
+
+        async def post() -> None:
+            results.append(await ws.post_action({"nonce": 1}))
+
+        nursery.start_soon(post)
+        req = await conn.receive()
+        reply = {"type": "error", "payload": "504 Gateway Timeout"}
+        await conn.send({"channel": "post", "data": {"id": req["id"], "response": reply}})
+
+    tracker.apply_post_result(first.cloid, post_outcome(results[0]), 1.0)
+    # The $10 order may be filled at the exchange: a second $10 order in the market would break the $15 cap.
+    second, _ = tracker.reserve(entry(), 2.0)
+    assert isinstance(second, ReserveDenied)

@@ -9,7 +9,15 @@ import trio.testing
 
 from hip3.core import MarketKey
 from hip3.hyperliquid.events import AssetCtx, Bbo, BookLevel
-from hip3.market.cells import MarketCells, MarketState, bbo_problem, is_valid_bbo, mid_px, spread_bps
+from hip3.market.cells import (
+    MarketCells,
+    MarketConditions,
+    MarketState,
+    bbo_problem,
+    is_valid_bbo,
+    mid_px,
+    spread_bps,
+)
 
 TSLA = MarketKey("xyz", "TSLA", 110001)
 GOLD = MarketKey("xyz", "GOLD", 110002)
@@ -93,18 +101,6 @@ def test_exchange_time_going_backwards_is_recorded() -> None:
     assert cells.get(TSLA).time_regressed_at == 3.0
 
 
-def test_reset_market_data_makes_every_market_no_data() -> None:
-    cells = MarketCells([TSLA, GOLD])
-    cells.update_bbo(TSLA, bbo("99", "101"), 1.0)
-    cells.update_ctx(GOLD, ctx("2000"), 1.0)
-    cells.reset_market_data()
-    for market in (TSLA, GOLD):
-        state = cells.get(market)
-        assert state.bbo is None and state.ctx is None
-        assert state.bbo_at is None and state.ctx_at is None and state.oracle_changed_at is None
-    assert set(cells.snapshot()) == {TSLA, GOLD}
-
-
 def test_snapshot_is_a_copy() -> None:
     cells = MarketCells([TSLA])
     snap = cells.snapshot()
@@ -169,3 +165,29 @@ async def test_slow_reader_sees_one_wake_with_the_newest_state(
         await trio.sleep(30)
         nursery.cancel_scope.cancel()
     assert seen == [({TSLA}, D(101)), ({TSLA}, D(104))]
+
+
+async def test_conditions_are_a_latest_value_cell_that_wakes_the_reader() -> None:
+    cells = MarketCells([TSLA], {TSLA: MarketConditions(oi_cap=Decimal(1000))})
+    assert cells.conditions(TSLA) == MarketConditions(Decimal(1000))
+    other = MarketKey("xyz", "GOLD", 110002)
+    assert cells.conditions(other) == MarketConditions()  # none published: no cap, trading
+    cells.publish_conditions(TSLA, MarketConditions(Decimal(1000), halted=True))
+    assert await cells.wait_changed() == {TSLA}
+    assert cells.conditions(TSLA).halted
+    cells.publish_conditions(TSLA, MarketConditions(Decimal(1000), halted=True))  # same value again
+    cells.update_bbo(TSLA, bbo("100", "101"), 1.0)
+    assert await cells.wait_changed() == {TSLA}
+
+
+def test_mid_and_spread_are_computed_once_per_book_update() -> None:
+    cells = MarketCells([TSLA])
+    cells.update_bbo(TSLA, bbo("99", "101"), 1.0)
+    state = cells.get(TSLA)
+    assert state.mid == Decimal(100) and state.spread_bps == Decimal(200)
+    cells.update_ctx(TSLA, ctx("100"), 2.0)
+    assert cells.get(TSLA).mid is state.mid  # a context update carries the book's values over
+    cells.update_bbo(TSLA, bbo("100", None), 3.0)  # one-sided: no mid, no spread
+    assert cells.get(TSLA).mid is None and cells.get(TSLA).spread_bps is None
+    # built directly (tests), the derived values follow the given book
+    assert MarketState(TSLA, bbo=bbo("99", "101")).spread_bps == Decimal(200)

@@ -29,6 +29,8 @@ def full_state() -> MarketState:
         "last_exchange_time": 5,
         "time_regressed_at": 4.0,
         "updates": 7,
+        "mid": Decimal("100.5"),
+        "spread_bps": Decimal(1) / Decimal("100.5") * 10_000,
     }
     names = {f.name for f in attrs.fields(MarketState)}
     assert names == set(values), f"MarketState fields changed: {names ^ set(values)}: update this test"
@@ -38,7 +40,14 @@ def full_state() -> MarketState:
 def test_with_bbo_changes_only_the_book_fields() -> None:
     before = full_state()
     after = with_bbo(before, NEW_BBO, 10.0)
-    changed = {"bbo": NEW_BBO, "bbo_at": 10.0, "last_exchange_time": 9, "updates": 8}
+    changed = {
+        "bbo": NEW_BBO,
+        "bbo_at": 10.0,
+        "last_exchange_time": 9,
+        "updates": 8,
+        "mid": Decimal("102.5"),  # derived from the new book, once
+        "spread_bps": Decimal(1) / Decimal("102.5") * 10_000,
+    }
     for field in attrs.fields(MarketState):
         expected = changed.get(field.name, getattr(before, field.name))
         assert getattr(after, field.name) == expected, field.name

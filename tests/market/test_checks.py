@@ -1,9 +1,10 @@
-"""Audit A3: OI caps seeded at discovery, periodic meta/perpDexs checks feeding halt and param_change."""
+"""Market checks: OI caps seeded at discovery, periodic meta/perpDexs checks publishing halt, parameter
+change and OI cap into the conditions cells the gates read."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import trio.testing
 from hip3.core import MarketKey, MarketSpec
 from hip3.hyperliquid.events import AssetCtx, Bbo, BookLevel, Meta, MetaAsset, PerpDex
 from hip3.hyperliquid.info import InfoError, open_info_client
-from hip3.market.cells import MarketCells
+from hip3.market.cells import MarketCells, MarketConditions
 from hip3.market.checks import (
     MarketCheck,
     MarketChecker,
@@ -26,7 +27,7 @@ from hip3.market.checks import (
 )
 from hip3.strategy.detector import DetectorParams
 from hip3.strategy.gates import GateParams
-from hip3.strategy.scanner import MarketConditions, SignalScanner
+from hip3.strategy.scanner import SignalScanner
 
 # xyz at perpDexs position 2 → asset base 120000; TSLA is meta index 1, GOLD meta index 3.
 TSLA = MarketKey("xyz", "TSLA", 120001)
@@ -152,11 +153,22 @@ def fresh_conditions() -> dict[MarketKey, MarketConditions]:
     return initial_conditions(xyz({"xyz:TSLA": "1000", "xyz:GOLD": "2000"})[1], SPECS)
 
 
+def fresh_cells() -> MarketCells:
+    """Market cells holding the conditions discovery found (what the app builds)."""
+    return MarketCells(SPECS, fresh_conditions())
+
+
+def conditions_in(
+    cells: MarketCells, markets: Iterable[MarketKey] = SPECS
+) -> dict[MarketKey, MarketConditions]:
+    return {m: cells.conditions(m) for m in markets}
+
+
 async def test_off_when_interval_is_zero(autojump_clock: trio.testing.MockClock) -> None:
     info = FakeInfo(lambda n: universe(), lambda n: xyz({}))
     with trio.move_on_after(3600):
         async with trio.open_nursery() as nursery:
-            await nursery.start(run_market_checks, info, "xyz", SPECS, fresh_conditions(), 0)
+            await nursery.start(run_market_checks, info, "xyz", SPECS, fresh_cells(), 0)
     assert info.meta_calls == [] and info.perp_dex_calls == []
     assert trio.current_time() < 1  # returned at once, not cancelled by the hour's timeout
 
@@ -173,20 +185,16 @@ async def test_checks_run_every_interval_and_update_the_conditions(
     }
     caps = {1: {"xyz:TSLA": "1000", "xyz:GOLD": "2000"}, 2: {"TSLA": "1500", "xyz:GOLD": "2000"}}
     info = FakeInfo(lambda n: metas[n], lambda n: xyz(caps.get(n, {})))  # n ≥ 3: caps unlisted
-    conditions = fresh_conditions()
+    cells = fresh_cells()
     seen: list[dict[MarketKey, MarketConditions]] = []
     start = trio.current_time()
     with caplog.at_level(logging.INFO, logger="hip3.market.checks"):
         async with trio.open_nursery() as nursery:
-            checker: MarketChecker = await nursery.start(
-                run_market_checks, info, "xyz", SPECS, conditions, 300.0
-            )
+            checker: MarketChecker = await nursery.start(run_market_checks, info, "xyz", SPECS, cells, 300.0)
             for _ in range(4):
                 await trio.sleep(300.0)  # wakes after the check of the same instant (scheduled earlier)
                 await trio.testing.wait_all_tasks_blocked()
-                seen.append(
-                    {m: MarketConditions(c.oi_cap, c.halted, c.params_changed) for m, c in conditions.items()}
-                )
+                seen.append(conditions_in(cells))
             nursery.cancel_scope.cancel()
 
     assert [t - start for t in info.meta_calls] == [300.0, 600.0, 900.0, 1200.0]
@@ -214,45 +222,44 @@ async def test_a_failed_query_changes_nothing(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     info = FakeInfo(lambda n: InfoError("info meta: HTTP 500"), lambda n: InfoError("info perpDexs: timeout"))
-    conditions = fresh_conditions()
-    before = {m: MarketConditions(c.oi_cap, c.halted, c.params_changed) for m, c in conditions.items()}
-    checker = MarketChecker("xyz", SPECS, conditions)
+    cells = fresh_cells()
+    checker = MarketChecker("xyz", SPECS, cells)
     with caplog.at_level(logging.WARNING):
         await checker.check_once(info)
-    assert conditions == before and checker.stats.failures == 2
+    assert conditions_in(cells) == fresh_conditions() and checker.stats.failures == 2
     assert "HTTP 500" in caplog.text and "timeout" in caplog.text
 
 
 async def test_perp_dexs_failure_still_checks_meta(autojump_clock: trio.testing.MockClock) -> None:
     gone = universe(GOLD=None)
     info = FakeInfo(lambda n: gone, lambda n: InfoError("info perpDexs: timeout"))
-    conditions = fresh_conditions()
-    await MarketChecker("xyz", SPECS, conditions).check_once(info)
-    assert conditions[GOLD] == MarketConditions(Decimal(2000), halted=True)
-    assert conditions[TSLA] == MarketConditions(Decimal(1000))
+    cells = fresh_cells()
+    await MarketChecker("xyz", SPECS, cells).check_once(info)
+    assert cells.conditions(GOLD) == MarketConditions(Decimal(2000), halted=True)
+    assert cells.conditions(TSLA) == MarketConditions(Decimal(1000))
 
 
 def test_a_dex_that_moved_in_perp_dexs_latches_param_change() -> None:
-    conditions = fresh_conditions()
-    MarketChecker("xyz", SPECS, conditions).apply_perp_dexs(xyz({"xyz:TSLA": "1000"}, index=3))
-    assert conditions[TSLA].params_changed and conditions[GOLD].params_changed
+    cells = fresh_cells()
+    MarketChecker("xyz", SPECS, cells).apply_perp_dexs(xyz({"xyz:TSLA": "1000"}, index=3))
+    assert cells.conditions(TSLA).params_changed and cells.conditions(GOLD).params_changed
 
 
 def test_a_dex_missing_from_perp_dexs_keeps_the_caps(caplog: pytest.LogCaptureFixture) -> None:
-    conditions = fresh_conditions()
-    checker = MarketChecker("xyz", SPECS, conditions)
+    cells = fresh_cells()
+    checker = MarketChecker("xyz", SPECS, cells)
     with caplog.at_level(logging.WARNING):
         checker.apply_perp_dexs([PerpDex(1, "abc")])
         checker.apply_perp_dexs([PerpDex(1, "abc")])
-    assert conditions == fresh_conditions()
+    assert conditions_in(cells) == fresh_conditions()
     assert caplog.text.count("not in perpDexs") == 1
 
 
-def test_the_scanner_sees_what_the_checker_writes() -> None:
-    # The gates read SignalScanner.conditions; the checker must write into that very mapping.
-    scanner = SignalScanner(SPECS, DetectorParams(), GateParams(), fresh_conditions())
-    checker = MarketChecker("xyz", SPECS, scanner.conditions)
-    cells = MarketCells(SPECS)
+async def test_the_scanner_sees_what_the_checker_publishes() -> None:
+    # The checker publishes into the conditions cells; the detector task reads them from there.
+    scanner = SignalScanner(SPECS, DetectorParams(), GateParams(), max_notional=Decimal(50))
+    cells = fresh_cells()
+    checker = MarketChecker("xyz", SPECS, cells)
     now = 100.0
     for market in SPECS:
         cells.update_bbo(
@@ -271,12 +278,15 @@ def test_the_scanner_sees_what_the_checker_writes() -> None:
             AssetCtx(market.name, Decimal(100), Decimal(100), Decimal("100.01"), Decimal(5), Decimal(0)),
             now,
         )
-    scanner.scan(cells, set(SPECS), now)
+    scanner.scan(cells, await cells.wait_changed(), now)
     assert scanner.gate_log.blocked_markets() == {}
 
     checker.apply_meta(universe(TSLA=MetaAsset("xyz:TSLA", 3, 10, True, is_delisted=True)))
     checker.apply_perp_dexs(xyz({"xyz:TSLA": "1000", "xyz:GOLD": "500"}))
-    scanner.scan(cells, set(SPECS), now + 0.1)
+    # a new condition wakes the detector for that market, without new market data
+    changed = await cells.wait_changed()
+    assert changed == set(SPECS)
+    scanner.scan(cells, changed, now + 0.1)
     assert scanner.gate_log.blocked_markets() == {TSLA: "halt", GOLD: "oi_cap"}
 
 
@@ -294,12 +304,13 @@ async def test_a_halt_in_the_simulator_reaches_the_conditions(tmp_path: Path) ->
             conditions = initial_conditions(discovery.perp_dex, specs)
             # The simulator lists a cap for every market (prefixed names).
             assert specs and all(c.oi_cap is not None for c in conditions.values())
+            cells = MarketCells(specs, conditions)
             tsla = next(m for m in specs if m.coin == "TSLA")
             async with trio.open_nursery() as nursery:
-                await nursery.start(run_market_checks, info, "xyz", specs, conditions, 0.05)
+                await nursery.start(run_market_checks, info, "xyz", specs, cells, 0.05)
                 sim.engine.halt("TSLA")
-                while not conditions[tsla].halted:
+                while not cells.conditions(tsla).halted:
                     await trio.sleep(0.02)
                 nursery.cancel_scope.cancel()
-    assert not any(c.halted for m, c in conditions.items() if m != tsla)
-    assert not any(c.params_changed for c in conditions.values())
+    assert not any(c.halted for m, c in conditions_in(cells, specs).items() if m != tsla)
+    assert not any(c.params_changed for c in conditions_in(cells, specs).values())

@@ -3,12 +3,11 @@
 from decimal import Decimal
 
 import trio
+import trio.testing
 
-from hip3.core import Cloid, MarketKey, Side
+from hip3.core import Cloid, Side
 from hip3.hyperliquid.events import (
-    AssetCtx,
     Bbo,
-    BookLevel,
     Fill,
     OrderUpdate,
     OrderUpdates,
@@ -21,18 +20,9 @@ from hip3.market.feed import Feed, market_subscriptions, user_subscriptions
 from hip3.market.ready import ReadyState
 from hip3.trading.edge import fill_reports, order_reports
 from hip3.trading.reports import FillReport, OrderReport
+from tests.builders import TSLA, USER, bbo, ctx
 
-TSLA = MarketKey("xyz", "TSLA", 110001)
 MARKETS = {"xyz:TSLA": TSLA}
-USER = "0x" + "ab" * 20
-
-
-def bbo(bid: str = "100", ask: str = "100.5") -> Bbo:
-    return Bbo("xyz:TSLA", 1, BookLevel(Decimal(bid), Decimal(1), 1), BookLevel(Decimal(ask), Decimal(1), 1))
-
-
-def ctx(oracle: str = "100.2") -> AssetCtx:
-    return AssetCtx("xyz:TSLA", Decimal(oracle), Decimal(oracle), None, Decimal(0), Decimal(0))
 
 
 def fill(tid: int, time_ms: int = 1_000) -> Fill:
@@ -176,3 +166,37 @@ def test_subscriptions() -> None:
         {"type": "userFills", "user": USER},
         {"type": "orderUpdates", "user": USER},
     ]
+
+
+async def test_a_catch_up_for_an_older_reconnect_does_not_make_a_newer_one_ready(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Two drops in a row: the first reconnect's fill catch-up answering late says nothing about
+    the second gap, so READY waits for the second catch-up."""
+    releases = [trio.Event(), trio.Event()]
+    calls = 0
+
+    async def fetch(since: int) -> list[Fill]:
+        nonlocal calls
+        mine = releases[calls]
+        calls += 1
+        await mine.wait()
+        return []
+
+    feed, _, ready, _ = make_feed(fetch)
+    async with trio.open_nursery() as nursery:
+        await connect_and_fill_in(feed, nursery)  # first connection: nothing to catch up
+        assert ready.is_ready
+        await feed.handle(Disconnected("first drop"), nursery)
+        await connect_and_fill_in(feed, nursery)  # catch-up #1 starts and hangs (slow info)
+        await trio.sleep(1)
+        await feed.handle(Disconnected("second drop"), nursery)
+        await connect_and_fill_in(feed, nursery)  # catch-up #2 starts
+        await trio.sleep(1)
+        releases[0].set()  # the older query answers
+        await trio.sleep(1)
+        assert not ready.is_ready, "READY before the second disconnect's fills were caught up"
+        releases[1].set()
+        await trio.sleep(1)
+        assert ready.is_ready
+        nursery.cancel_scope.cancel()

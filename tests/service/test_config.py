@@ -12,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hip3.service.config import (
+    README_TABLE_END,
+    README_TABLE_START,
     Config,
     ConfigError,
     config_from_mapping,
@@ -19,6 +21,7 @@ from hip3.service.config import (
     config_to_text,
     load_config,
     mask_url,
+    reference_table,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.toml"
@@ -81,7 +84,7 @@ SPEC_DEFAULTS: dict[str, dict[str, object]] = {
         "max_rejects": 5,
         "reject_window_secs": 3600,
         "max_flatten_failures": 3,
-        "state_file": "var/hard_stop.json",
+        "state_file": Path("var/hard_stop.json"),
     },
     "executor": {
         "max_slippage_bps": Decimal(10),
@@ -506,3 +509,71 @@ def test_rules_across_sections_are_reported_with_the_other_problems() -> None:
     # a rule about a section that already failed is not repeated with that section's defaults
     assert not any(p.startswith("detector.min_order_notional") for p in problems)
     assert len(problems) == 3
+
+
+# One declaration per section -------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _sections() -> list[tuple[str, type]]:
+    return [(a.name, a.type) for a in attrs.fields(Config) if a.type is not None and attrs.has(a.type)]
+
+
+def test_readme_reference_table_is_the_generated_one() -> None:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(README_TABLE_START) + len(README_TABLE_START)
+    end = text.index(README_TABLE_END)
+    assert text[start:end].strip() == reference_table(), "run scripts/config_reference.py"
+
+
+def test_reference_table_has_one_row_per_key_and_nothing_else() -> None:
+    rows = reference_table().splitlines()[2:]
+    keys = [row.split("`")[1] for row in rows]
+    expected = ["mode"] + [f"{name}.{f.name}" for name, cls in _sections() for f in attrs.fields(cls)]
+    assert keys == expected
+    # config/example.toml holds the same keys with these defaults: test_example_sets_every_key_to_its_default
+
+
+def test_every_key_has_a_description() -> None:
+    for name, cls in _sections():
+        for f in attrs.fields(cls):
+            assert f.metadata.get("hip3.doc"), f"{name}.{f.name} has no description"
+
+
+def test_task_sections_are_the_classes_the_tasks_receive() -> None:
+    from hip3.hyperliquid.ws import WebsocketParams
+    from hip3.strategy.detector import DetectorParams
+    from hip3.strategy.gates import GateParams
+    from hip3.trading.executor.task import ExecutorParams
+    from hip3.trading.exits import ExitParams, ShutdownParams
+    from hip3.trading.hardstop import HardStopParams
+    from hip3.trading.limits import PositionParams
+
+    sections = dict(_sections())
+    assert sections["detector"] is DetectorParams
+    assert sections["gates"] is GateParams
+    assert sections["hard_stop"] is HardStopParams
+    assert sections["executor"] is ExecutorParams
+    assert sections["exits"] is ExitParams
+    assert sections["shutdown"] is ShutdownParams
+    assert sections["websocket"] is WebsocketParams
+    assert sections["position"] is PositionParams
+
+
+def test_building_a_section_directly_applies_the_same_limits_and_rules() -> None:
+    from hip3.strategy.detector import DetectorParams
+    from hip3.trading.executor.task import ExecutorParams
+
+    with pytest.raises(ValueError, match=r"^detector.hip3_fee_multiplier: must be > 0, got 0$"):
+        DetectorParams(hip3_fee_multiplier=0)
+    assert problems_of("[detector]\nhip3_fee_multiplier = 0\n") == [
+        "detector.hip3_fee_multiplier: must be > 0, got 0"
+    ]
+    with pytest.raises(
+        ValueError, match=r"executor\.post_timeout_secs: must be <= executor\.resolve_timeout_secs"
+    ):
+        ExecutorParams(post_timeout_secs=90)
+    assert ExecutorParams(max_orders_per_second=0.5).max_orders_per_second == 0.5
+    assert config_from_text("[executor]\nmax_orders_per_second = 0.5\n").executor.max_orders_per_second == 0.5
+    assert DetectorParams(taker_fee_bps="4.5").taker_fee_bps == Decimal("4.5")  # type: ignore[arg-type]

@@ -22,14 +22,13 @@ from hip3.core import MarketKey, Side
 from hip3.hyperliquid.events import AssetCtx, Bbo
 from hip3.hyperliquid.parse import parse_ws_frame
 from hip3.market.cells import MarketCells
-from hip3.service.app import detector_params, params_from
+from hip3.service.app import signal_scanner
 from hip3.service.config import config_from_mapping
 from hip3.service.demo import demo_config
 from hip3.sim.config import SimConfig, load_sim_config
 from hip3.sim.engine import Engine
 from hip3.sim.info import asset_ctx, bbo
 from hip3.sim.model import DexModel
-from hip3.strategy.gates import GateParams
 from hip3.strategy.scanner import SignalScanner
 from hip3.trading.messages import Signal
 
@@ -40,13 +39,13 @@ BPS = Decimal(10_000)
 DEMO_THRESHOLD_BPS = Decimal(14)
 
 
-def _demo_scanner_params() -> tuple[Any, GateParams]:
+def _demo_scanner(specs: dict[MarketKey, Any]) -> SignalScanner:
     fake_sim = SimpleNamespace(
         info_url="http://127.0.0.1:1/info", exchange_url="", ws_url="ws://127.0.0.1:1/ws"
     )
     mapping = demo_config(fake_sim, "0x" + "11" * 20, Path("/nonexistent-demo-state"), network="testnet")
     cfg = config_from_mapping(mapping)
-    return detector_params(cfg), params_from(GateParams, cfg.gates)
+    return signal_scanner(cfg, specs)
 
 
 def _parse_one(channel: str, data: dict[str, Any]) -> Any:
@@ -67,8 +66,7 @@ async def _run_demo_market(
     )
     model = DexModel(engine, config, start)
     specs = {m.spec.key: m.spec for m in engine.markets.values()}
-    det_params, gate_params = _demo_scanner_params()
-    scanner = SignalScanner(specs, det_params, gate_params)
+    scanner = _demo_scanner(specs)
     cells = MarketCells(specs)
     published: dict[tuple[str, str], Any] = {}
     oracles: dict[MarketKey, list[tuple[float, Decimal]]] = {k: [] for k in specs}

@@ -30,8 +30,10 @@ TSLA_SPEC = MarketSpec(TSLA, sz_decimals=2)
 PLATINUM = MarketKey("xyz", "PLATINUM", 110030)
 PLATINUM_SPEC = MarketSpec(PLATINUM, sz_decimals=4)
 
-#: Direction filter off and a big notional cap, so single tests look at one rule at a time.
-PLAIN = DetectorParams(oracle_direction_filter=False, max_notional_per_market=D(100_000))
+#: Direction filter off, so single tests look at one rule at a time.
+PLAIN = DetectorParams(oracle_direction_filter=False)
+#: A per-market cap too big to matter unless a test sets its own.
+BIG_CAP = D(100_000)
 
 
 def state(
@@ -66,8 +68,18 @@ def state(
     )
 
 
-def check(ms: MarketState, params: DetectorParams = PLAIN, spec: MarketSpec = TSLA_SPEC, now: float = 0.0):
-    return evaluate(ms, DetectorMarketState(), spec, params, now)[0]
+def check(
+    ms: MarketState,
+    params: DetectorParams = PLAIN,
+    spec: MarketSpec = TSLA_SPEC,
+    now: float = 0.0,
+    *,
+    cap: Decimal = BIG_CAP,
+    overrides: dict[str, Decimal] | None = None,
+):
+    return evaluate(
+        ms, DetectorMarketState(), spec, params, now, max_notional=cap, threshold_overrides=overrides or {}
+    )[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,10 +100,10 @@ def test_default_threshold_is_fee_times_multiplier_plus_slippage_plus_min_edge()
 
 
 def test_override_replaces_the_fee_based_threshold() -> None:
-    params = DetectorParams(threshold_bps={"TSLA": D(40), "GOLD": "10"})
-    assert threshold_for("TSLA", params) == D(40)
-    assert threshold_for("GOLD", params) == D(10)  # below the fee-based 16: replaces, not max()
-    assert threshold_for("NVDA", params) == D(16)
+    overrides = {"TSLA": D(40), "GOLD": D(10)}
+    assert threshold_for("TSLA", DetectorParams(), overrides) == D(40)
+    assert threshold_for("GOLD", DetectorParams(), overrides) == D(10)  # below the fee-based 16: replaces
+    assert threshold_for("NVDA", DetectorParams(), overrides) == D(16)
 
 
 def test_ask_30_bps_below_oracle_gives_a_buy_signal() -> None:
@@ -118,9 +130,9 @@ def test_edge_exactly_at_threshold_signals() -> None:
 
 
 def test_override_40_blocks_a_30_bps_edge_and_override_10_admits_12() -> None:
-    assert check(state("100", "99.5", "99.7"), attrs.evolve(PLAIN, threshold_bps={"TSLA": 40})) is None
+    assert check(state("100", "99.5", "99.7"), overrides={"TSLA": D(40)}) is None
     assert check(state("100", "99.5", "99.88")) is None  # 12 bps < 16
-    signal = check(state("100", "99.5", "99.88"), attrs.evolve(PLAIN, threshold_bps={"TSLA": 10}))
+    signal = check(state("100", "99.5", "99.88"), overrides={"TSLA": D(10)})
     assert signal is not None and signal.threshold_bps == D(10)
 
 
@@ -163,29 +175,39 @@ def test_max_entry_spread() -> None:
 
 def test_one_signal_per_side_and_oracle_value() -> None:
     ds = DetectorMarketState()
-    first, ds = evaluate(state("100", "99.5", "99.7"), ds, TSLA_SPEC, PLAIN, 0.0)
+    first, ds = evaluate(state("100", "99.5", "99.7"), ds, TSLA_SPEC, PLAIN, 0.0, max_notional=BIG_CAP)
     assert first is not None
-    again, ds = evaluate(state("100", "99.5", "99.6"), ds, TSLA_SPEC, PLAIN, 0.1)  # same oracle, bigger edge
+    again, ds = evaluate(
+        state("100", "99.5", "99.6"), ds, TSLA_SPEC, PLAIN, 0.1, max_notional=BIG_CAP
+    )  # same oracle, bigger edge
     assert again is None
-    sell, ds = evaluate(state("100", "100.3", "100.5"), ds, TSLA_SPEC, PLAIN, 0.2)  # other side: own dedup
+    sell, ds = evaluate(
+        state("100", "100.3", "100.5"), ds, TSLA_SPEC, PLAIN, 0.2, max_notional=BIG_CAP
+    )  # other side: own dedup
     assert sell is not None and sell.side is Side.SELL
-    moved, ds = evaluate(state("100.01", "99.5", "99.7"), ds, TSLA_SPEC, PLAIN, 0.3)  # new oracle value
+    moved, ds = evaluate(
+        state("100.01", "99.5", "99.7"), ds, TSLA_SPEC, PLAIN, 0.3, max_notional=BIG_CAP
+    )  # new oracle value
     assert moved is not None and moved.side is Side.BUY
 
 
 def test_dedup_off_repeats() -> None:
     params = attrs.evolve(PLAIN, signal_dedup=False)
     ds = DetectorMarketState()
-    first, ds = evaluate(state("100", "99.5", "99.7"), ds, TSLA_SPEC, params, 0.0)
-    again, ds = evaluate(state("100", "99.5", "99.7"), ds, TSLA_SPEC, params, 0.1)
+    first, ds = evaluate(state("100", "99.5", "99.7"), ds, TSLA_SPEC, params, 0.0, max_notional=BIG_CAP)
+    again, ds = evaluate(state("100", "99.5", "99.7"), ds, TSLA_SPEC, params, 0.1, max_notional=BIG_CAP)
     assert first is not None and again is not None
 
 
 def test_dedup_is_recorded_only_when_a_signal_is_emitted() -> None:
     ds = DetectorMarketState()
-    none, ds = evaluate(state("100", "99.5", "99.9"), ds, TSLA_SPEC, PLAIN, 0.0)  # 10 bps: no signal
+    none, ds = evaluate(
+        state("100", "99.5", "99.9"), ds, TSLA_SPEC, PLAIN, 0.0, max_notional=BIG_CAP
+    )  # 10 bps: no signal
     assert none is None and ds.last_buy_oracle is None
-    later, ds = evaluate(state("100", "99.5", "99.7"), ds, TSLA_SPEC, PLAIN, 0.1)  # same oracle, now 30 bps
+    later, ds = evaluate(
+        state("100", "99.5", "99.7"), ds, TSLA_SPEC, PLAIN, 0.1, max_notional=BIG_CAP
+    )  # same oracle, now 30 bps
     assert later is not None
 
 
@@ -231,7 +253,9 @@ def feed(seq: list[tuple[float, str]], params: DetectorParams, ds: DetectorMarke
     """Evaluate a sequence of oracle values on a quiet book (no edge) to build up direction state."""
     ds = ds or DetectorMarketState()
     for t, oracle in seq:
-        _, ds = evaluate(state(oracle, "90", "110", changed_at=t), ds, TSLA_SPEC, params, t)
+        _, ds = evaluate(
+            state(oracle, "90", "110", changed_at=t), ds, TSLA_SPEC, params, t, max_notional=BIG_CAP
+        )
     return ds
 
 
@@ -240,39 +264,68 @@ DIRECTIONAL = attrs.evolve(PLAIN, oracle_direction_filter=True, min_consecutive_
 
 def test_buy_needs_two_rising_moves_within_the_window() -> None:
     ds = feed([(0.0, "99.90"), (1.0, "99.95")], DIRECTIONAL)  # one rise of 5 bps
-    signal, _ = evaluate(state("100.00", "99.5", "99.7", changed_at=2.0), ds, TSLA_SPEC, DIRECTIONAL, 2.0)
+    signal, _ = evaluate(
+        state("100.00", "99.5", "99.7", changed_at=2.0), ds, TSLA_SPEC, DIRECTIONAL, 2.0, max_notional=BIG_CAP
+    )
     assert signal is not None and signal.side is Side.BUY  # second rise happened in this update
 
     ds = feed([(0.0, "99.95")], DIRECTIONAL)  # only one rise once 100.00 arrives
-    signal, _ = evaluate(state("100.00", "99.5", "99.7", changed_at=2.0), ds, TSLA_SPEC, DIRECTIONAL, 2.0)
+    signal, _ = evaluate(
+        state("100.00", "99.5", "99.7", changed_at=2.0), ds, TSLA_SPEC, DIRECTIONAL, 2.0, max_notional=BIG_CAP
+    )
     assert signal is None
 
 
 def test_rises_older_than_the_window_do_not_count() -> None:
     ds = feed([(0.0, "99.90"), (1.0, "99.95")], DIRECTIONAL)
-    signal, _ = evaluate(state("100.00", "99.5", "99.7", changed_at=12.0), ds, TSLA_SPEC, DIRECTIONAL, 12.0)
+    signal, _ = evaluate(
+        state("100.00", "99.5", "99.7", changed_at=12.0),
+        ds,
+        TSLA_SPEC,
+        DIRECTIONAL,
+        12.0,
+        max_notional=BIG_CAP,
+    )
     assert signal is None  # the rise at t=1 is 11 s old with a 10 s window
 
 
 def test_sell_needs_falling_moves_and_buy_is_blocked_by_them() -> None:
     ds = feed([(0.0, "100.10"), (1.0, "100.05")], DIRECTIONAL)
-    sell, _ = evaluate(state("100.00", "100.3", "100.5", changed_at=2.0), ds, TSLA_SPEC, DIRECTIONAL, 2.0)
+    sell, _ = evaluate(
+        state("100.00", "100.3", "100.5", changed_at=2.0),
+        ds,
+        TSLA_SPEC,
+        DIRECTIONAL,
+        2.0,
+        max_notional=BIG_CAP,
+    )
     assert sell is not None and sell.side is Side.SELL
-    buy, _ = evaluate(state("100.00", "99.5", "99.7", changed_at=2.0), ds, TSLA_SPEC, DIRECTIONAL, 2.0)
+    buy, _ = evaluate(
+        state("100.00", "99.5", "99.7", changed_at=2.0), ds, TSLA_SPEC, DIRECTIONAL, 2.0, max_notional=BIG_CAP
+    )
     assert buy is None  # the oracle is falling: an ask below it is not a stale ask
 
 
 def test_an_opposite_move_resets_the_run() -> None:
     ds = feed([(0.0, "99.80"), (1.0, "99.85"), (2.0, "99.90"), (3.0, "99.80")], DIRECTIONAL)
-    signal, _ = evaluate(state("99.85", "99.5", "99.55", changed_at=4.0), ds, TSLA_SPEC, DIRECTIONAL, 4.0)
+    signal, _ = evaluate(
+        state("99.85", "99.5", "99.55", changed_at=4.0), ds, TSLA_SPEC, DIRECTIONAL, 4.0, max_notional=BIG_CAP
+    )
     assert signal is None  # one rise since the fall
 
 
 def test_direction_filter_with_zero_min_moves_still_needs_one_rise() -> None:
     params = attrs.evolve(DIRECTIONAL, min_consecutive_oracle_moves=0)
-    assert evaluate(state("100", "99.5", "99.7"), DetectorMarketState(), TSLA_SPEC, params, 0.0)[0] is None
+    assert (
+        evaluate(
+            state("100", "99.5", "99.7"), DetectorMarketState(), TSLA_SPEC, params, 0.0, max_notional=BIG_CAP
+        )[0]
+        is None
+    )
     ds = feed([(0.0, "99.90")], params)
-    signal, _ = evaluate(state("100", "99.5", "99.7", changed_at=1.0), ds, TSLA_SPEC, params, 1.0)
+    signal, _ = evaluate(
+        state("100", "99.5", "99.7", changed_at=1.0), ds, TSLA_SPEC, params, 1.0, max_notional=BIG_CAP
+    )
     assert signal is not None
 
 
@@ -291,46 +344,44 @@ def test_liquidity_factor_interpolates() -> None:
 
 def test_alpha_size_scaled_by_liquidity() -> None:
     # book 27.5 @ 100 = $2750 ⇒ LF 0.5; 0.10 × 0.5 × 27.5 = 1.375 ⇒ floored to 1.37
-    assert size_for(D(100), D("27.5"), D(100), TSLA_SPEC, PLAIN) == D("1.37")
+    assert size_for(D(100), D("27.5"), D(100), TSLA_SPEC, PLAIN, BIG_CAP) == D("1.37")
     # book 100 @ 100 = $10000 ⇒ LF 1; 0.10 × 100 = 10
-    assert size_for(D(100), D(100), D(100), TSLA_SPEC, PLAIN) == D(10)
+    assert size_for(D(100), D(100), D(100), TSLA_SPEC, PLAIN, BIG_CAP) == D(10)
 
 
 def test_size_capped_at_99_percent_of_max_notional_over_mid() -> None:
-    params = attrs.evolve(PLAIN, max_notional_per_market=D(50))
     # alpha size 10 (as above) but 50 × 0.99 / 99.6 = 0.49698… ⇒ 0.49
-    assert size_for(D("99.7"), D(100), D("99.6"), TSLA_SPEC, params) == D("0.49")
+    assert size_for(D("99.7"), D(100), D("99.6"), TSLA_SPEC, PLAIN, D(50)) == D("0.49")
 
 
 def test_no_liquidity_no_size() -> None:
-    assert size_for(D(100), D(5), D(100), TSLA_SPEC, PLAIN) == 0  # $500 is not above the minimum
+    assert size_for(D(100), D(5), D(100), TSLA_SPEC, PLAIN, BIG_CAP) == 0  # $500 is not above the minimum
     assert check(state("100", "99.5", "99.7", ask_sz="5")) is None  # 99.7 × 5 = $498.5
 
 
 def test_small_size_raised_to_min_order_notional() -> None:
     # book 5.1 @ 100 = $510 ⇒ LF 10/4500; alpha size 0.00113 < 11 / 100 = 0.11 ⇒ 0.11
-    assert size_for(D(100), D("5.1"), D(100), TSLA_SPEC, PLAIN) == D("0.11")
+    assert size_for(D(100), D("5.1"), D(100), TSLA_SPEC, PLAIN, BIG_CAP) == D("0.11")
 
 
 def test_min_order_boost_never_exceeds_the_book() -> None:
     params = attrs.evolve(PLAIN, min_order_notional=D(600))
     # book 5.5 @ 100 = $550; the boost would want 6, the book shows 5.5
-    assert size_for(D(100), D("5.5"), D(100), TSLA_SPEC, params) == D("5.5")
+    assert size_for(D(100), D("5.5"), D(100), TSLA_SPEC, params, BIG_CAP) == D("5.5")
 
 
 def test_cap_wins_over_min_order_boost() -> None:
-    params = attrs.evolve(PLAIN, max_notional_per_market=D(10))
     # boost to 0.11, cap 10 × 0.99 / 100 = 0.099 ⇒ 0.09
-    assert size_for(D(100), D("5.1"), D(100), TSLA_SPEC, params) == D("0.09")
+    assert size_for(D(100), D("5.1"), D(100), TSLA_SPEC, PLAIN, D(10)) == D("0.09")
 
 
-def test_platinum_tiny_size_floors_to_zero_and_gives_no_signal() -> None:
-    """BUG-003: lot 0.0001 and a suggested 0.0000561 must not become a zero-size order."""
-    params = attrs.evolve(PLAIN, min_order_notional=D(0))
-    # ask 0.505 @ 1000 = $505 ⇒ LF 5/4500; 0.1 × 0.00111 × 0.505 = 0.0000561 ⇒ floors to 0
+def test_size_below_one_lot_floors_to_zero_and_gives_no_signal() -> None:
+    """A size under the market's lot must not become a zero-size order."""
     ms = state("1010", "999", "1000", ask_sz="0.505", market=PLATINUM)
-    assert size_for(D(1000), D("0.505"), D("999.5"), PLATINUM_SPEC, params) == 0
-    assert check(ms, params, PLATINUM_SPEC) is None
+    # a $5 cap at ~1000: 5 × 0.99 / 999.5 = 0.00495… ⇒ below the 0.01 lot of szDecimals 2 ⇒ 0
+    coarse = MarketSpec(PLATINUM, sz_decimals=2)
+    assert size_for(D(1000), D("0.505"), D("999.5"), coarse, PLAIN, D(5)) == 0
+    assert check(ms, PLAIN, coarse, cap=D(5)) is None
     # with the $11 minimum the order is 11 / 999.5 = 0.011005… ⇒ 0.011 (szDecimals 4)
     signal = check(ms, PLAIN, PLATINUM_SPEC)
     assert signal is not None and signal.suggested_size == D("0.011")
@@ -339,7 +390,7 @@ def test_platinum_tiny_size_floors_to_zero_and_gives_no_signal() -> None:
 
 
 def test_signal_size_is_on_the_lot() -> None:
-    signal = check(state("100.00", "99.50", "99.70"), attrs.evolve(PLAIN, max_notional_per_market=D(50)))
+    signal = check(state("100.00", "99.50", "99.70"), cap=D(50))
     assert signal is not None
     # ask 30 @ 99.7 = $2991 ⇒ LF 0.5536, alpha 1.66; cap 50 × 0.99 / 99.6 = 0.49698 ⇒ 0.49
     assert signal.suggested_size == D("0.49")
@@ -351,13 +402,10 @@ def test_signal_size_is_on_the_lot() -> None:
 
 
 def test_params_accept_config_values() -> None:
-    params = DetectorParams(
-        taker_fee_bps=4.5, sizing_alpha=0.1, min_book_notional="500", threshold_bps={"X": 25}
-    )
+    params = DetectorParams(taker_fee_bps=4.5, sizing_alpha=0.1, min_book_notional="500")  # type: ignore[arg-type]
     assert params.taker_fee_bps == D("4.5")
     assert params.sizing_alpha == D("0.1")
     assert params.min_book_notional == D(500)
-    assert params.threshold_bps["X"] == D(25)
 
 
 def test_params_reject_bad_values_naming_the_key() -> None:
@@ -367,8 +415,8 @@ def test_params_reject_bad_values_naming_the_key() -> None:
         DetectorParams(taker_fee_bps=-1)
     with pytest.raises(ValueError, match="expected a number"):
         DetectorParams(slippage_bps="abc")
-    with pytest.raises(ValueError, match=r"threshold_bps.TSLA"):
-        DetectorParams(threshold_bps={"TSLA": "x"})
+    with pytest.raises(ValueError, match=r"detector.min_order_notional: must be >= 10"):
+        DetectorParams(min_order_notional=5)
 
 
 def test_oracle_moves_seen_while_gated_still_count() -> None:
@@ -379,7 +427,9 @@ def test_oracle_moves_seen_while_gated_still_count() -> None:
     assert ds.oracle.consecutive(True, 1.0, 10) == 1
     again = observe_oracle(state("99.95", "90", "110", changed_at=1.0), ds, DIRECTIONAL, 1.5)
     assert again is ds  # same value: nothing new
-    signal, _ = evaluate(state("100.00", "99.5", "99.7", changed_at=2.0), ds, TSLA_SPEC, DIRECTIONAL, 2.0)
+    signal, _ = evaluate(
+        state("100.00", "99.5", "99.7", changed_at=2.0), ds, TSLA_SPEC, DIRECTIONAL, 2.0, max_notional=BIG_CAP
+    )
     assert signal is not None
 
 
@@ -398,7 +448,7 @@ sizes = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("100000"), pl
     mid_offset=st.decimals(min_value=Decimal("0.9"), max_value=Decimal("1.1"), places=3),
     sz_decimals=st.integers(min_value=0, max_value=5),
     cap=st.decimals(min_value=Decimal(1), max_value=Decimal(10_000), places=2),
-    min_order=st.decimals(min_value=Decimal(0), max_value=Decimal(50), places=2),
+    min_order=st.decimals(min_value=Decimal(10), max_value=Decimal(50), places=2),
 )
 def test_size_is_legal_bounded_by_book_and_cap(
     book_px: Decimal,
@@ -408,10 +458,10 @@ def test_size_is_legal_bounded_by_book_and_cap(
     cap: Decimal,
     min_order: Decimal,
 ) -> None:
-    params = DetectorParams(max_notional_per_market=cap, min_order_notional=min_order)
+    params = DetectorParams(min_order_notional=min_order)
     spec = MarketSpec(TSLA, sz_decimals=sz_decimals)
     mid = book_px * mid_offset
-    size = size_for(book_px, book_sz, mid, spec, params)
+    size = size_for(book_px, book_sz, mid, spec, params, cap)
     assert size >= 0
     assert size <= book_sz  # never more than the book shows
     assert size * mid <= cap * Decimal("0.99")  # the notional cap always wins

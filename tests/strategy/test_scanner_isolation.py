@@ -38,7 +38,7 @@ def quote(cells: MarketCells, market: MarketKey, mark: Decimal, now: float) -> N
 
 
 def test_an_evaluation_that_raises_blocks_only_its_market(caplog: pytest.LogCaptureFixture) -> None:
-    scanner = SignalScanner(SPECS, DetectorParams(), GateParams())
+    scanner = SignalScanner(SPECS, DetectorParams(), GateParams(), max_notional=Decimal(50))
     cells = MarketCells(SPECS)
     quote(cells, TSLA, D("9e999999"), 100.0)
     quote(cells, GOLD, D(100), 100.0)
@@ -55,7 +55,7 @@ def test_an_evaluation_that_raises_blocks_only_its_market(caplog: pytest.LogCapt
 
 
 async def test_the_detector_task_survives_an_absurd_mark(autojump_clock: trio.testing.MockClock) -> None:
-    scanner = SignalScanner(SPECS, DetectorParams(), GateParams())
+    scanner = SignalScanner(SPECS, DetectorParams(), GateParams(), max_notional=Decimal(50))
     cells = MarketCells(SPECS)
     send, recv = trio.open_memory_channel[Signal](4)
     async with trio.open_nursery() as nursery:

@@ -134,13 +134,10 @@ def test_latched_blocks_entries_not_exits(tmp_path: Path) -> None:
     assert stop.allows(reduce_only=True)
 
 
-def test_zero_limits_turn_triggers_off(tmp_path: Path) -> None:
-    stop = make(tmp_path, max_daily_loss_usd=0, max_rejects=0, max_flatten_failures=0)
-    stop.record_pnl(D(-1000), D(0), DAY1)
-    for i in range(20):
-        stop.record_reject("Insufficient margin", float(i))
-        stop.record_flatten_failure(TSLA, "x")
-    assert not stop.latched
+@pytest.mark.parametrize("limit", ["max_daily_loss_usd", "max_rejects", "max_flatten_failures"])
+def test_no_trigger_can_be_turned_off(tmp_path: Path, limit: str) -> None:
+    with pytest.raises(ValueError, match=f"hard_stop.{limit}: must be"):
+        make(tmp_path, **{limit: 0})
 
 
 # ---------------------------------------------------------------------------------------------

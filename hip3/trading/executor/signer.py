@@ -6,22 +6,17 @@ The private key is held only here and never appears in a repr, a log line or an 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
 
+from hip3.clock import wall_clock_ms
 from hip3.core import Cloid, Price, Size
 
 #: Default lifetime of an entry order: a dislocation lasts 1–3 s, so an entry that reaches the
 #: exchange later than this is refused there rather than filled against a book that has moved on.
 DEFAULT_ENTRY_EXPIRY_SECS = 2.0
-
-
-def wall_clock_ms() -> int:
-    # expiresAfter is exchange (wall-clock) time in ms: data for the exchange, not the bot's clock.
-    return time.time_ns() // 1_000_000
 
 
 def expires_after_of(body: dict[str, Any]) -> int | None:

@@ -11,26 +11,28 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import attrs
 import trio
 from attrs import frozen
 
 from hip3 import timing
+from hip3.clock import wall_clock_ms
 from hip3.core import Cloid, MarketKey, MarketSpec, Side
 from hip3.histogram import Histogram
 from hip3.hyperliquid.events import ActionErr, ActionOk, PostError
 from hip3.market.cells import MarketSource
+from hip3.params import Bps, Gt, Secs, must_be_le, param, parameters
 from hip3.trading.edge import post_outcome
 from hip3.trading.executor.pricing import DropReason, OrderTerms, entry_terms, flatten_terms
 from hip3.trading.executor.resolution import OrderInfo, Resolver, ResolveTiming, SentOrder
 from hip3.trading.executor.signer import OrderSigner, expires_after_of
 from hip3.trading.executor.transport import ActionPoster, ExchangePoster, SendOutcome, send_action
+from hip3.trading.exits import ExitParams
 from hip3.trading.messages import (
     FlattenRequest,
     PortfolioView,
@@ -58,21 +60,39 @@ log = logging.getLogger(__name__)
 REDUCE_ONLY_NO_POSITION = "Reduce only order would increase position"
 
 
-@frozen
+@frozen(field_transformer=parameters("executor"))
 class ExecutorParams:
-    """`[executor]` keys, plus `flatten_slippage_bps` from `[exits]`."""
+    """`[executor]`: how orders are priced, sent and resolved when their outcome is unknown."""
 
-    max_slippage_bps: Decimal = Decimal(10)
-    post_timeout_secs: float = 5.0
-    resolve_timeout_secs: float = 60.0
-    http_fallback: bool = True
-    max_orders_per_second: float = 10.0
-    flatten_slippage_bps: Decimal = Decimal(50)
-    # First orderStatus poll delay; doubles up to `resolve_poll_max_secs`.
-    resolve_poll_initial_secs: float = 0.5
-    resolve_poll_max_secs: float = 8.0
-    # How long after a lost post an orderStatus "unknownOid" is still taken as "not there yet".
-    unknown_oid_grace_secs: float = 5.0
+    max_slippage_bps: Bps = param(Decimal(10), "IOC entry limit at most this far beyond the best price")
+    post_timeout_secs: Secs = param(5.0, "wait this long for the exchange's reply to a posted order")
+    resolve_timeout_secs: Secs = param(60.0, "after a timed-out post, ask the order's status this long")
+    http_fallback: bool = param(True, "post orders over HTTP when the websocket is down")
+    # Fractional rates (0.5 = one order every two seconds) are meaningful, so not an integer.
+    max_orders_per_second: Annotated[float, Gt(0)] = param(
+        10.0, "client-side cap on order actions per second"
+    )
+    resolve_poll_initial_secs: Secs = param(0.5, "first order-status poll delay; doubles up to the max")
+    resolve_poll_max_secs: Secs = param(8.0, "longest delay between order-status polls")
+    unknown_oid_grace_secs: Secs = param(
+        5.0, 'after a lost post, "unknownOid" means "not there yet" this long'
+    )
+
+    def problems(self) -> list[str]:
+        return [
+            *must_be_le(
+                "executor.post_timeout_secs",
+                self.post_timeout_secs,
+                "executor.resolve_timeout_secs",
+                self.resolve_timeout_secs,
+            ),
+            *must_be_le(
+                "executor.resolve_poll_initial_secs",
+                self.resolve_poll_initial_secs,
+                "executor.resolve_poll_max_secs",
+                self.resolve_poll_max_secs,
+            ),
+        ]
 
 
 @attrs.define
@@ -140,11 +160,6 @@ class InfoAndExchange(OrderInfo, ExchangePoster, Protocol):
     pass
 
 
-def wall_clock_ms() -> int:
-    # Only for the userFillsByTime query window (exchange timestamps are wall-clock data).
-    return time.time_ns() // 1_000_000
-
-
 #: Records an order (cloid, market, side, size, limit price, reduce-only, reason) before it is sent;
 #: raising means it could not be recorded.
 WriteAhead = Callable[[Cloid, MarketKey, Side, Decimal, Decimal, bool, str], None]
@@ -209,6 +224,7 @@ class Executor:
         ready: ReadyLike,
         is_benign_reject: Callable[[str], bool],
         params: ExecutorParams = ExecutorParams(),
+        exit_params: ExitParams = ExitParams(),
         now_ms: Callable[[], int] = wall_clock_ms,
         write_ahead: WriteAhead | None = None,
         request_resync: Callable[[MarketKey], None] | None = None,
@@ -225,6 +241,7 @@ class Executor:
         self.ready = ready
         self.is_benign_reject = is_benign_reject
         self.params = params
+        self.exit_params = exit_params
         self.now_ms = now_ms
         # Asks the resync task for an immediate fenced resync of a market (phantom positions).
         self.request_resync = request_resync
@@ -382,7 +399,9 @@ class Executor:
             log.warning("flatten of %s (%s) not sent: not connected", req.market, req.reason)
             return
         state = self.cells.get(req.market)
-        terms = flatten_terms(spec, position.size, state.bbo, state.ctx, self.params.flatten_slippage_bps)
+        terms = flatten_terms(
+            spec, position.size, state.bbo, state.ctx, self.exit_params.flatten_slippage_bps
+        )
         if isinstance(terms, DropReason):
             self._drop(terms, f"flatten of {req.market}")
             self.hard_stop.record_flatten_failure(req.market, terms.value)

@@ -1,4 +1,5 @@
-"""App findings, against hip3.sim on 127.0.0.1 (real clock, bounded by fail_after)."""
+"""The app against hip3.sim on 127.0.0.1 (real clock, bounded by fail_after): startup order and
+what the running bot knows."""
 
 from __future__ import annotations
 
@@ -10,36 +11,19 @@ import pytest
 import trio
 
 from hip3.service.app import Bot, run_bot
-from hip3.service.config import config_from_mapping
 from hip3.sim import load_sim_config, open_sim
-
-
-def observation_config(sim: Any, tmp_path: Path) -> Any:
-    return config_from_mapping(
-        {
-            "mode": "observation",
-            "network": {
-                "name": "testnet",
-                "info_url": sim.info_url,
-                "exchange_url": sim.exchange_url,
-                "ws_url": sim.ws_url,
-            },
-            "markets": {"dex": "xyz", "coins": ["*"]},
-            "hard_stop": {"state_file": str(tmp_path / "hard_stop.json")},
-            "journal": {"path": ""},
-        }
-    )
+from tests.builders import sim_config
 
 
 async def test_the_oi_cap_gate_knows_every_markets_cap(tmp_path: Path) -> None:
-    # perpDexs lists assetToStreamingOiCap for every market of the dex; issue 4 item 4 wants the
-    # OI-cap gate (and halt / parameter change) reachable in the running bot, not only in unit tests.
+    # perpDexs lists assetToStreamingOiCap for every market of the dex: the running bot's
+    # conditions cells carry each cap, so the OI-cap gate can fire outside unit tests too.
     with trio.fail_after(10):
         async with open_sim(load_sim_config(None)) as sim, trio.open_nursery() as nursery:
             bot: Bot = await nursery.start(
-                functools.partial(run_bot, observation_config(sim, tmp_path), handle_signals=False)
+                functools.partial(run_bot, sim_config(sim, tmp_path), handle_signals=False)
             )
-            caps = {m: getattr(bot.scanner.conditions.get(m), "oi_cap", None) for m in bot.specs}
+            caps = {m: bot.cells.conditions(m).oi_cap for m in bot.specs}
             bot.request_stop()
     assert bot.specs and all(cap is not None for cap in caps.values()), caps
 
@@ -86,22 +70,12 @@ async def test_a_refused_orphan_cancel_stops_the_start(
             sim.engine.handle_exchange({"action": action, "nonce": nonce, "signature": sig})
             assert len(sim.engine.open_orders(master)) == 1  # precondition: an orphan rests
 
-            raw = {
-                "mode": "trading",
-                "network": {
-                    "name": "testnet",
-                    "info_url": sim.info_url,
-                    "exchange_url": sim.exchange_url,
-                    "ws_url": sim.ws_url,
-                },
-                "account": {"address": master},
-                "markets": {"dex": "xyz", "coins": ["TSLA"]},
-                "hard_stop": {"state_file": str(tmp_path / "hard_stop.json")},
-                "journal": {"path": ""},
-            }
+            cfg = sim_config(
+                sim, tmp_path, mode="trading", account={"address": master}, markets={"coins": ["TSLA"]}
+            )
             async with trio.open_nursery() as nursery:
                 try:
-                    bot: Bot | None = await nursery.start(bot_task, config_from_mapping(raw))
+                    bot: Bot | None = await nursery.start(bot_task, cfg)
                 except RuntimeError:  # run_bot returned before reporting started: it refused to trade
                     bot = None
                 if bot is not None:
@@ -116,7 +90,7 @@ async def test_a_fill_between_the_startup_sync_and_the_user_subscription_is_not_
     # A seller crosses the account's orphaned resting order right after the startup
     # clearinghouseState was fetched, before userFills is subscribed (its snapshot is ignored).
     # The bot cancels orphans before taking the snapshot, so the order is gone by then and the
-    # bot's picture and the exchange's agree once READY (A4).
+    # bot's picture and the exchange's agree once READY.
     import secrets
 
     import attrs
@@ -148,25 +122,17 @@ async def test_a_fill_between_the_startup_sync_and_the_user_subscription_is_not_
                 return state
 
             monkeypatch.setattr(InfoClient, "clearinghouse_state", fetch_then_fill)
-            raw = {
-                "mode": "trading",
-                "network": {
-                    "name": "testnet",
-                    "info_url": sim.info_url,
-                    "exchange_url": sim.exchange_url,
-                    "ws_url": sim.ws_url,
-                },
-                "account": {"address": master},
-                "markets": {"dex": "xyz", "coins": ["TSLA"]},
-                "position": {"position_resync_interval_secs": 0},
-                "hard_stop": {"state_file": str(tmp_path / "hard_stop.json")},
-                "journal": {"path": ""},
-            }
+            cfg = sim_config(
+                sim,
+                tmp_path,
+                mode="trading",
+                account={"address": master},
+                markets={"coins": ["TSLA"]},
+                position={"position_resync_interval_secs": 0},
+            )
             key = SecretKey(master_key, source="throwaway test key")
             async with trio.open_nursery() as nursery:
-                bot: Bot = await nursery.start(
-                    functools.partial(run_bot, config_from_mapping(raw), key=key, handle_signals=False)
-                )
+                bot: Bot = await nursery.start(functools.partial(run_bot, cfg, key=key, handle_signals=False))
                 while not bot.ready.is_ready:
                     await trio.sleep(0.02)
                 await trio.sleep(0.2)  # let any fill event that did arrive reach the tracker
