@@ -367,7 +367,11 @@ async def _run(
                 params=cfg.executor,
                 exit_params=cfg.exits,
                 write_ahead=bot.journal.order_sending if bot.journal is not None else None,
-                request_resync=resync_trigger.request,
+                # Without a periodic resync nobody would serve the request: a refused flatten then
+                # counts towards the hard stop as any other.
+                request_resync=resync_trigger.request
+                if cfg.position.position_resync_interval_secs > 0
+                else None,
             )
             await nursery.start(run_executor, bot.executor, signals_recv, flattens_recv)
             bot.exits = await nursery.start(run_exits, handle, bot.cells, flattens_send, cfg.exits)
