@@ -26,6 +26,7 @@ import logging
 import random
 import re
 import secrets
+import sqlite3
 import sys
 import tempfile
 from collections import Counter
@@ -428,6 +429,7 @@ def soak_config(sim: Sim, master: str, state_dir: Path) -> dict[str, Any]:
     cfg["websocket"] = {"reconnect_initial_secs": 0.2, "reconnect_max_secs": 1}
     cfg["exits"] = {**cfg["exits"], "retry_backoff_initial_secs": 0.2, "retry_backoff_max_secs": 1}
     cfg["shutdown"] = {"flatten_on_shutdown": True, "settle_timeout_secs": 5}
+    cfg["journal"] = {"path": str(state_dir / "journal.sqlite3")}  # the write-ahead path as in production
     return cfg
 
 
@@ -527,6 +529,7 @@ async def _run_soak(
                 await trio.sleep(tail)
                 monitor.checkpoint()  # one last look before the flatten
                 log.info("soak: stopping the bot")
+                stop_ms = sim.engine.now_ms()
                 bot.request_stop()
                 with trio.move_on_after(stop_timeout) as waiting:
                     await bot_done.wait()
@@ -535,7 +538,18 @@ async def _run_soak(
                     log.error("soak: the bot did not stop within %.0f s", stop_timeout)
                     nursery.cancel_scope.cancel()
             return _result(
-                sim, bot, master, seed, seconds, outcome, monitor, plan, capture, connections_before
+                sim,
+                bot,
+                master,
+                seed,
+                seconds,
+                outcome,
+                monitor,
+                plan,
+                capture,
+                connections_before,
+                Path(str(mapping["journal"]["path"])),
+                stop_ms,
             )
 
 
@@ -555,6 +569,8 @@ def _result(
     plan: FaultPlan,
     capture: Capture,
     connections_before: int,
+    journal: Path,
+    stop_ms: int,
 ) -> SoakResult:
     code = outcome.get("code")
     exit_inv = Invariant("bot exit code 0")
@@ -584,6 +600,30 @@ def _result(
     unknown = fill_cloids - set(every)
     if unknown:
         cloid_inv.fail(f"fills with cloids of no accepted order: {sorted(map(str, unknown))}")
+
+    journal_inv = Invariant(
+        "every bot order journaled before it was sent; every fill before the stop journaled"
+    )
+    journal_inv.checks = 1
+    try:
+        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+        try:
+            journaled = {c for (c,) in db.execute("SELECT cloid FROM orders")}
+            journaled_fills = {(c, t) for c, t in db.execute("SELECT coin, tid FROM fills")}
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        journal_inv.fail(f"journal {journal} unreadable: {exc}")
+    else:
+        missing = set(counts) - journaled
+        if missing:
+            journal_inv.fail(
+                f"{len(missing)} orders the simulator received are not in the journal: {sorted(missing)[:5]}"
+            )
+        # (the shutdown flatten's fill report can arrive after the bot has stopped listening)
+        fills_missing = {(f["coin"], f["tid"]) for f in fills if f["time"] < stop_ms} - journaled_fills
+        if fills_missing:
+            journal_inv.fail(f"{len(fills_missing)} fills not journaled: {sorted(fills_missing)[:5]}")
 
     log_inv = Invariant("no unexpected ERROR/CRITICAL log lines")
     error_lines: list[str] = []
@@ -635,7 +675,7 @@ def _result(
         "quiet checkpoints taken/skipped": f"{monitor.checkpoints_taken}/{monitor.checkpoints_skipped}",
         "WARNING lines": sum(1 for ln in capture.lines if ln.level == logging.WARNING),
     }
-    invariants = [exit_inv, flat_inv, monitor.positions, monitor.notional, cloid_inv, log_inv]
+    invariants = [exit_inv, flat_inv, monitor.positions, monitor.notional, cloid_inv, journal_inv, log_inv]
     return SoakResult(seed, seconds, code, summary, invariants, error_lines, context)
 
 
