@@ -171,6 +171,13 @@ class DexName(Check):
 # Value types with their limits ------------------------------------------------------------------
 
 Usd = Annotated[Decimal, Gt(0)]
+#: Upper bound on caps and loss limits: a typo guard (1e12 passes a plain "> 0").
+MAX_USD = Decimal(1_000_000)
+CapUsd = Annotated[
+    Decimal,
+    Gt(0),
+    Le(MAX_USD, "a typo guard: more than USD 1,000,000 is beyond what this bot is built to risk"),
+]
 NonNegativeUsd = Annotated[Decimal, Ge(0)]
 PositiveDecimal = Annotated[Decimal, Gt(0)]
 Bps = Annotated[Decimal, Ge(0)]

@@ -36,7 +36,7 @@ from hip3.market.checks import MarketChecker, initial_conditions, run_market_che
 from hip3.market.feed import Feed, market_subscriptions, run_feed, user_subscriptions
 from hip3.market.ready import ReadyState
 from hip3.service.account_check import SignerRefused, verify_signer
-from hip3.service.config import Config
+from hip3.service.config import Config, unusual_values
 from hip3.service.config_schema import parse_listen
 from hip3.service.instance_lock import InstanceLocked, instance_lock
 from hip3.service.journal import Journal, JournalUnusable, prepare_journal
@@ -152,6 +152,8 @@ async def run_bot(
         log.info("trading as %s, signing with %s (%s)", cfg.account.address, key.address, cfg.network.name)
     else:
         log.info("observation mode: market data and signals only, no orders")
+    for line in unusual_values(cfg):
+        log.warning("unusual setting: %s", line)
 
     with contextlib.ExitStack() as held:
         if trading:

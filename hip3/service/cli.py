@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from hip3.service.config import Config, ConfigError, config_to_text, load_config
+from hip3.service.config import Config, ConfigError, config_to_text, load_config, unusual_values
 from hip3.service.instance_lock import running_instances
 from hip3.service.keys import ENV_VAR, KeyLoadError, load_signing_key
 from hip3.service.masking import mask_secrets
@@ -112,6 +112,8 @@ def check_config(path: str) -> int:
     print(mask_secrets(f"# effective configuration of {path} (defaults filled in)"))
     print(mask_secrets(status))
     print(mask_secrets(config_to_text(cfg)), end="")
+    for line in unusual_values(cfg):
+        _err(f"hip3: warning: {line}")
     if problem is not None:
         _err(f"hip3: invalid configuration {path}:", f"  {problem}")
         return EXIT_USAGE

@@ -28,7 +28,7 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
-from hip3.params import DOC, Bound, Check, ParamError, must_be_le
+from hip3.params import DOC, Bound, Check, ParamError, Warn, checks_of, must_be_le
 from hip3.service.config_schema import (
     DEFAULT_URLS,
     AccountConfig,
@@ -341,6 +341,13 @@ def _config_rules(cfg: Config) -> list[str]:
         problems.append(
             'account.address: required when mode = "trading" (the master account that owns positions)'
         )
+    fee = cfg.detector.effective_taker_fee_bps
+    for coin, bps in cfg.markets.threshold_bps.items():
+        if bps < fee:
+            problems.append(
+                f"{_join('markets.threshold_bps', coin)}: must be >= detector's effective taker fee ({fee} bps "
+                f"= taker_fee_bps x hip3_fee_multiplier), got {bps} (below it every entry loses its fee)"
+            )
     problems += must_be_le(
         "detector.min_order_notional",
         cfg.detector.min_order_notional,
@@ -526,3 +533,30 @@ def reference_table() -> str:
                 f"| `{section.name}.{f.name}` | `{_default_text(f)}` | {limits} | {doc.replace('|', '/')} |"
             )
     return "\n".join(rows)
+
+
+# Legal but unusual values ----------------------------------------------------------------------------
+
+
+def unusual_values(cfg: Config) -> list[str]:
+    """Values that pass validation but deserve a second look, one line each with the reason.
+
+    `hip3 run` logs each as a WARNING at startup and `hip3 check-config` prints them.
+    """
+    lines: list[str] = []
+    for section in attrs.fields(Config):
+        if section.type is None or not attrs.has(section.type):
+            continue
+        values = getattr(cfg, section.name)
+        for f in attrs.fields(section.type):
+            value = getattr(values, f.name)
+            for mark in checks_of(f.type):
+                if isinstance(mark, Warn) and value is not None and mark.when(value):
+                    lines.append(f"{section.name}.{f.name} = {_toml_value(value)}: {mark.text}")
+        if section.name == "hard_stop" and cfg.hard_stop.max_daily_loss_usd > cfg.position.max_total_notional:
+            lines.append(
+                f"hard_stop.max_daily_loss_usd = {cfg.hard_stop.max_daily_loss_usd}: above "
+                f"position.max_total_notional ({cfg.position.max_total_notional}); a day may lose more "
+                "than everything the bot may hold at once before the hard stop latches"
+            )
+    return lines

@@ -27,9 +27,9 @@ from hip3.params import (
     Fraction,
     Ge,
     NonNegativeUsd,
-    PositiveDecimal,
     Secs,
     Usd,
+    Warn,
     must_be_lt,
     param,
     parameters,
@@ -49,13 +49,18 @@ MAX_REMEMBERED_MOVES = 64
 class DetectorParams:
     """`[detector]`: the entry threshold, sizing and the oracle filters."""
 
-    taker_fee_bps: Bps = param(Decimal("4.5"), "base-tier taker fee (bps) before the HIP-3 multiplier")
+    taker_fee_bps: Annotated[
+        Decimal, Ge(1, "no fee tier of the exchange charges less than about 1.4 bps base taker")
+    ] = param(Decimal("4.5"), "base-tier taker fee (bps) before the HIP-3 multiplier")
     # The exchange's multiplier is (scale + max(scale, 1)) x 0.1 in growth mode: 0.1 at the least, never 0.
-    hip3_fee_multiplier: PositiveDecimal = param(
-        Decimal(2), "HIP-3 markets charge this multiple of the base taker fee"
-    )
+    hip3_fee_multiplier: Annotated[
+        Decimal,
+        Ge(Decimal("0.1"), "the exchange's HIP-3 multiplier is 0.1 at the least (growth mode, scale 0)"),
+    ] = param(Decimal(2), "HIP-3 markets charge this multiple of the base taker fee")
     slippage_bps: Bps = param(Decimal(2), "expected slippage, a threshold component")
-    min_edge_bps: Bps = param(Decimal(5), "edge required on top of fees and slippage")
+    min_edge_bps: Annotated[
+        Decimal, Ge(0), Warn(lambda v: v == 0, "no edge is required beyond fees and slippage")
+    ] = param(Decimal(5), "edge required on top of fees and slippage")
     sizing_alpha: Fraction = param(Decimal("0.10"), "order size as a fraction of the touched level")
     min_book_notional: NonNegativeUsd = param(
         Decimal(500), "no signal at or below this touched notional (USD)"

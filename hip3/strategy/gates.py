@@ -18,7 +18,7 @@ from attrs import frozen
 from hip3.core import MarketKey
 from hip3.hyperliquid.events import Bbo
 from hip3.market.cells import BPS, MarketState, bbo_problem
-from hip3.params import Bps, CountOrOff, Fraction, Ge, SecsOrOff, param, parameters
+from hip3.params import Bps, CountOrOff, Fraction, Ge, SecsOrOff, Warn, param, parameters
 
 GATE_ORDER = (
     "bbo_age",
@@ -36,10 +36,14 @@ GATE_ORDER = (
 class GateParams:
     """`[gates]`: per-market data gates. A limit of 0 turns its gate off where noted."""
 
-    max_bbo_age_ms: CountOrOff = param(2000, "block a market whose best bid/offer is older (ms; 0 = off)")
-    max_ctx_age_ms: CountOrOff = param(
-        8000, "block a market whose oracle/mark context is older (ms; 0 = off)"
-    )
+    max_bbo_age_ms: Annotated[
+        int, Ge(0), Warn(lambda v: v == 0, "the book-age gate is off: entries may take a stale book")
+    ] = param(2000, "block a market whose best bid/offer is older (ms; 0 = off)")
+    max_ctx_age_ms: Annotated[
+        int,
+        Ge(0),
+        Warn(lambda v: v == 0, "the oracle-age gate is off: the detector may trade against a stale oracle"),
+    ] = param(8000, "block a market whose oracle/mark context is older (ms; 0 = off)")
     max_mark_mid_divergence_bps: Bps = param(
         Decimal(50), "block when mark and mid are further apart (bps of mid; 0 = off)"
     )

@@ -13,7 +13,7 @@ import enum
 import logging
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import attrs
 import trio
@@ -22,7 +22,7 @@ from attrs import frozen
 from hip3.core import Cloid, MarketKey
 from hip3.hyperliquid.events import AssetCtx, Bbo
 from hip3.market.cells import MarketSource
-from hip3.params import Bps, PositiveBps, Secs, SecsOrOff, must_be_le, must_be_lt, param, parameters
+from hip3.params import Bps, Gt, Le, Secs, SecsOrOff, Warn, must_be_le, must_be_lt, param, parameters
 from hip3.trading.messages import FlattenRequest, PortfolioView, PositionView
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,16 @@ class ExitParams:
     time_stop_secs: Secs = param(20.0, "close a position held longer than this")
     mark_regression_bps: Bps = param(Decimal(5), "close when the book is back within this of the oracle")
     min_holding_secs: SecsOrOff = param(1.0, "no exit but the time stop before holding this long")
-    flatten_slippage_bps: PositiveBps = param(
-        Decimal(50), "reduce-only IOC flatten limit this far beyond the mark"
-    )
+    flatten_slippage_bps: Annotated[
+        Decimal,
+        Gt(0),
+        Le(
+            1000,
+            "a sell flatten is priced this far below the mark: at 10000 its limit is 0 and no long can "
+            "be closed, from 5000 it is a market order in all but name",
+        ),
+        Warn(lambda v: v > 200, "a flatten may fill more than 2% away from the mark"),
+    ] = param(Decimal(50), "reduce-only IOC flatten limit this far beyond the mark")
     retry_backoff_initial_secs: Secs = param(1.0, "backoff after a failed flatten; doubles up to the max")
     retry_backoff_max_secs: Secs = param(30.0, "longest backoff between flatten attempts in one market")
     check_interval_secs: Secs = param(0.25, "how often exit rules are evaluated")
@@ -64,7 +71,13 @@ class ExitParams:
 class ShutdownParams:
     """`[shutdown]`: what an orderly stop does with open positions."""
 
-    flatten_on_shutdown: bool = param(True, "flatten open positions before exiting")
+    flatten_on_shutdown: Annotated[
+        bool,
+        Warn(
+            lambda v: v is False,
+            "positions stay open after a stop and nothing manages them until the next start",
+        ),
+    ] = param(True, "flatten open positions before exiting")
     settle_timeout_secs: Secs = param(10.0, "wait this long for in-flight orders and fills to settle")
 
 

@@ -48,7 +48,7 @@ from attrs import frozen
 
 from hip3.clock import utc_now
 from hip3.core import MarketKey
-from hip3.params import Count, FilePath, Secs, Usd, param, parameters
+from hip3.params import CapUsd, Count, FilePath, Secs, param, parameters
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def is_account_refusal(message: str) -> bool:
 class HardStopParams:
     """`[hard_stop]`: the latch's triggers (none can be turned off) and where the latch is kept."""
 
-    max_daily_loss_usd: Usd = param(
+    max_daily_loss_usd: CapUsd = param(
         Decimal(50), "latch when today's realized loss (UTC day) reaches this (USD)"
     )
     max_rejects: Count = param(5, "latch after more non-benign order rejects than this within the window")

@@ -22,6 +22,7 @@ from hip3.service.config import (
     load_config,
     mask_url,
     reference_table,
+    unusual_values,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.toml"
@@ -493,7 +494,9 @@ def test_any_input_gives_config_or_config_error(raw: dict[str, object]) -> None:
         assert config_from_text(config_to_text(cfg)) == cfg
 
 
-@given(st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(10**9), places=6))
+@given(
+    st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(10**6), places=6)
+)  # the largest legal limit
 def test_money_strings_are_exact(value: Decimal) -> None:
     cfg = config_from_text(f'[hard_stop]\nmax_daily_loss_usd = "{value}"\n')
     assert cfg.hard_stop.max_daily_loss_usd == value
@@ -565,11 +568,11 @@ def test_building_a_section_directly_applies_the_same_limits_and_rules() -> None
     from hip3.strategy.detector import DetectorParams
     from hip3.trading.executor.task import ExecutorParams
 
-    with pytest.raises(ValueError, match=r"^detector.hip3_fee_multiplier: must be > 0, got 0$"):
+    with pytest.raises(ValueError, match=r"^detector\.hip3_fee_multiplier: must be >= 0\.1, got 0 \("):
         DetectorParams(hip3_fee_multiplier=0)
-    assert problems_of("[detector]\nhip3_fee_multiplier = 0\n") == [
-        "detector.hip3_fee_multiplier: must be > 0, got 0"
-    ]
+    assert problems_of("[detector]\nhip3_fee_multiplier = 0\n")[0].startswith(
+        "detector.hip3_fee_multiplier: must be >= 0.1, got 0 ("
+    )
     with pytest.raises(
         ValueError, match=r"executor\.post_timeout_secs: must be <= executor\.resolve_timeout_secs"
     ):
@@ -577,3 +580,75 @@ def test_building_a_section_directly_applies_the_same_limits_and_rules() -> None
     assert ExecutorParams(max_orders_per_second=0.5).max_orders_per_second == 0.5
     assert config_from_text("[executor]\nmax_orders_per_second = 0.5\n").executor.max_orders_per_second == 0.5
     assert DetectorParams(taker_fee_bps="4.5").taker_fee_bps == Decimal("4.5")  # type: ignore[arg-type]
+
+
+# Ranges that make sense for money; legal but unusual values are warned about --------------------------
+
+
+def test_a_flatten_slippage_that_would_make_longs_unflattenable_is_refused() -> None:
+    problem = only_problem("[exits]\nflatten_slippage_bps = 10000\n")
+    assert problem.startswith("exits.flatten_slippage_bps: must be <= 1000, got 10000 (")
+    assert "sell" in problem  # the reason says what the value would do
+    assert only_problem("[exits]\nflatten_slippage_bps = 5000\n").startswith(
+        "exits.flatten_slippage_bps: must be <= 1000"
+    )
+    assert config_from_text("[exits]\nflatten_slippage_bps = 1000\n").exits.flatten_slippage_bps == 1000
+
+
+def test_entry_slippage_is_bounded_too() -> None:
+    assert only_problem("[executor]\nmax_slippage_bps = 2000\n").startswith(
+        "executor.max_slippage_bps: must be <= 1000, got 2000 ("
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[position]\nmax_notional_per_market = 1e12\nmax_total_notional = 1e12\n",
+        "[position]\nmax_total_notional = 1e12\n",
+        "[hard_stop]\nmax_daily_loss_usd = 1e12\n",
+    ],
+)
+def test_caps_and_the_daily_loss_limit_have_sane_maxima(text: str) -> None:
+    problems = problems_of(text)
+    assert problems and all("must be <= 1000000" in p and "(" in p for p in problems), problems
+
+
+def test_fees_below_what_the_exchange_charges_are_refused() -> None:
+    problem = only_problem("[detector]\ntaker_fee_bps = 0\n")
+    assert problem.startswith("detector.taker_fee_bps: must be >= 1, got 0 (")
+    problem = only_problem("[detector]\nhip3_fee_multiplier = 0.05\n")
+    assert problem.startswith("detector.hip3_fee_multiplier: must be >= 0.1, got 0.05 (")
+
+
+def test_a_threshold_below_the_fee_paid_on_entry_is_refused() -> None:
+    # default effective taker fee: 4.5 × 2 = 9 bps; a 5 bps threshold trades edges the fee eats
+    problem = only_problem('[markets]\ncoins = ["TSLA"]\nthreshold_bps = { TSLA = 5 }\n')
+    assert problem.startswith("markets.threshold_bps.TSLA: must be >= detector's effective taker fee (9")
+    cfg = config_from_text('[markets]\ncoins = ["TSLA"]\nthreshold_bps = { TSLA = 9 }\n')
+    assert cfg.markets.threshold_bps["TSLA"] == 9
+
+
+def test_unusual_but_legal_values_are_listed_for_a_startup_warning() -> None:
+    assert unusual_values(config_from_text("")) == []
+    cfg = config_from_text(
+        "[exits]\nflatten_slippage_bps = 500\n[gates]\nmax_ctx_age_ms = 0\n"
+        "[hard_stop]\nmax_daily_loss_usd = 400\n[shutdown]\nflatten_on_shutdown = false\n"
+    )
+    warnings = unusual_values(cfg)
+    assert [w.split(" = ")[0] for w in warnings] == [
+        "shutdown.flatten_on_shutdown",
+        "gates.max_ctx_age_ms",
+        "hard_stop.max_daily_loss_usd",
+        "exits.flatten_slippage_bps",
+    ]
+    assert all(len(w.split(": ", 1)[1]) > 20 for w in warnings)  # each says why
+
+
+def test_check_config_prints_the_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hip3.service.cli import check_config
+
+    path = tmp_path / "c.toml"
+    path.write_text("[exits]\nflatten_slippage_bps = 500\n")
+    check_config(str(path))
+    assert "hip3: warning: exits.flatten_slippage_bps = 500: a flatten may fill" in capsys.readouterr().err

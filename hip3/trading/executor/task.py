@@ -26,7 +26,7 @@ from hip3.core import Cloid, MarketKey, MarketSpec, Side
 from hip3.histogram import Histogram
 from hip3.hyperliquid.events import ActionErr, ActionOk, PostError
 from hip3.market.cells import MarketSource
-from hip3.params import Bps, Gt, Secs, must_be_le, param, parameters
+from hip3.params import Ge, Gt, Le, Secs, Warn, must_be_le, param, parameters
 from hip3.trading.edge import post_outcome
 from hip3.trading.executor.pricing import DropReason, OrderTerms, entry_terms, flatten_terms
 from hip3.trading.executor.resolution import OrderInfo, Resolver, ResolveTiming, SentOrder
@@ -64,7 +64,12 @@ REDUCE_ONLY_NO_POSITION = "Reduce only order would increase position"
 class ExecutorParams:
     """`[executor]`: how orders are priced, sent and resolved when their outcome is unknown."""
 
-    max_slippage_bps: Bps = param(Decimal(10), "IOC entry limit at most this far beyond the best price")
+    max_slippage_bps: Annotated[
+        Decimal,
+        Ge(0),
+        Le(1000, "an entry priced more than 10% through the book is not a dislocation trade"),
+        Warn(lambda v: v > 100, "an entry may fill more than 1% beyond the best price"),
+    ] = param(Decimal(10), "IOC entry limit at most this far beyond the best price")
     post_timeout_secs: Secs = param(5.0, "wait this long for the exchange's reply to a posted order")
     resolve_timeout_secs: Secs = param(60.0, "after a timed-out post, ask the order's status this long")
     http_fallback: bool = param(True, "post orders over HTTP when the websocket is down")
