@@ -85,10 +85,6 @@ def Ge(limit: Decimal | int | float, why: str = "") -> Bound:
     return Bound(">=", limit, why)
 
 
-def Lt(limit: Decimal | int | float, why: str = "") -> Bound:
-    return Bound("<", limit, why)
-
-
 def Le(limit: Decimal | int | float, why: str = "") -> Bound:
     return Bound("<=", limit, why)
 
@@ -256,11 +252,6 @@ def _to_str(value: Any) -> str:
     return value
 
 
-def checks_of(type_: Any) -> list[Any]:
-    """The Annotated metadata of a field type (Checks, Reasons, Warns), outermost type only."""
-    return list(type_.__metadata__) if get_origin(type_) is Annotated else []
-
-
 def _converter_for(type_: Any) -> Callable[[Any], Any]:
     """A function that turns a directly passed value into the field's type and applies its checks."""
     origin = get_origin(type_)
@@ -352,10 +343,6 @@ def parameters(section: str) -> FieldTransformer:
         return out
 
     return transform
-
-
-def section_of(cls: type) -> str:
-    return str(cls.__hip3_section__)  # type: ignore[attr-defined]
 
 
 def must_be_le(low_path: str, low: Any, high_path: str, high: Any) -> Iterable[str]:

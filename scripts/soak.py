@@ -49,8 +49,6 @@ from hip3.sim import Sim, load_sim_config, open_sim
 log = logging.getLogger("hip3.soak")
 
 BALANCE_USD = 10_000
-#: The demo configuration's per-market cap (hip3.service.demo.demo_config).
-DEFAULT_MARKET_CAP = Decimal(100)
 #: ERROR/CRITICAL lines that are the correct reaction to an injected fault, with why.
 #: Anything else at ERROR or above fails the soak.
 EXPECTED_ERRORS: tuple[tuple[str, str], ...] = (

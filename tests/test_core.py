@@ -84,7 +84,7 @@ def test_price_examples_from_the_docs() -> None:
 
 def test_zero_size_after_lot_rounding() -> None:
     platinum = MarketSpec(MarketKey("xyz", "PLATINUM", 110004), 4)
-    assert platinum.round_size(Decimal("0.00005")) == 0  # seed BUG-003
+    assert platinum.round_size(Decimal("0.00005")) == 0  # floors to zero: the executor must drop it
     assert not platinum.is_valid_size(Decimal("0"))
     assert not platinum.meets_min_notional(Decimal("1000"), Decimal("0.0099"))
     assert platinum.meets_min_notional(Decimal("1000"), Decimal("0.01"))

@@ -188,7 +188,7 @@ class InfoClient:
         return await self._parsed({"type": "metaAndAssetCtxs", "dex": dex}, parse_meta_and_asset_ctxs)
 
     async def clearinghouse_state(self, user: str, dex: str) -> ClearinghouseState:
-        # `dex` is mandatory: without it the answer covers only the validator dex (original-system §7.A.29).
+        # `dex` is mandatory: without it the answer covers only the validator dex.
         return await self._parsed(
             {"type": "clearinghouseState", "user": user, "dex": dex}, parse_clearinghouse_state
         )
@@ -250,7 +250,7 @@ class InfoClient:
 
         asset id = 100000 + perp_dex_index × 10000 + index in meta(dex).universe, where
         perp_dex_index is the dex's position in perpDexs. Never from lists inside perpDexs
-        (those are key-sorted, not in meta order: original-system §7.A.16).
+        (those are key-sorted, not in meta order).
         """
         perp_dex: PerpDex | None = None
         if dex:

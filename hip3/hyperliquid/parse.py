@@ -273,7 +273,7 @@ def parse_fill(value: Any, path: str = "fill") -> Fill:
         sz=_dec(f, "sz", path),
         side=_side(f, "side", path),
         time=_int(f, "time", path),
-        # Fields the bot only reports: a missing one must not cost it the fill (review R7).
+        # Fields the bot only reports: a missing one must not cost it the fill.
         start_position=_opt_dec(f, "startPosition", path) or Decimal(0),
         dir=_opt_str(f, "dir", path) or "",
         closed_pnl=_opt_dec(f, "closedPnl", path) or Decimal(0),

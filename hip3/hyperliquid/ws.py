@@ -384,7 +384,7 @@ class WsSession:
                 reason = await self._serve(conn)
         except Exception as exc:
             what = "connection error" if connected_at is not None else "connect failed"
-            # trio-websocket's HandshakeError carries its cause only in __cause__ (review R8).
+            # trio-websocket's HandshakeError carries its cause only in __cause__; its own text can be empty.
             cause = exc.__cause__ or exc.__context__
             detail = f"{exc}" or (f"{type(cause).__name__}: {cause}" if cause is not None else "")
             reason = f"{what}: {type(exc).__name__}: {detail}"

@@ -3,7 +3,7 @@
 READY = connected
       ∧ a bbo and an asset context received for every configured market since the last (re)connect
       ∧ (trading) `userFills` and `orderUpdates` subscriptions acknowledged — the ack, not a data
-        message, because an idle account never gets order updates (seed 7.A item 4)
+        message, because an idle account never gets order updates
       ∧ (trading) fills missed while disconnected caught up
       ∧ (trading) positions synced from the exchange at startup.
 

@@ -13,7 +13,7 @@ import io
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -424,7 +424,3 @@ def answer(path: Path, question: str, *, limit: int = 50, as_csv: bool = False) 
     finally:
         db.close()
     return table.csv() if as_csv else table.text()
-
-
-def all_questions() -> Sequence[str]:
-    return list(QUESTIONS)

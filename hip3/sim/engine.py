@@ -174,7 +174,6 @@ class Market:
     day_ntl_vlm: Decimal = Decimal(0)
     day_base_vlm: Decimal = Decimal(0)
     book_version: int = 0
-    ctx_version: int = 0
     open_interest: Decimal = Decimal(0)  # the simulated crowd's OI plus every account's |position|
     fee_scale: Decimal = Decimal(1)  # meta deployerFeeScale
     growth_mode: bool = False  # meta growthMode "enabled"
@@ -407,13 +406,11 @@ class Engine:
         market = self.market(coin)
         market.oracle_px = Decimal(px)
         market.oracle_frozen = market.oracle_frozen or freeze
-        market.ctx_version += 1
 
     def update_mark(self, coin: str, mark_px: Decimal) -> None:
         market = self.market(coin)
         if mark_px != market.mark_px:
             market.mark_px = mark_px
-            market.ctx_version += 1
 
     def set_book(
         self,
@@ -431,11 +428,6 @@ class Engine:
             [(Decimal(p), Decimal(s)) for p, s in bids],
             [(Decimal(p), Decimal(s)) for p, s in asks],
         )
-
-    def resume(self, coin: str) -> None:
-        """Undo `set_oracle`/`set_book` freezing: the model drives this market again."""
-        market = self.market(coin)
-        market.oracle_frozen = market.book_frozen = False
 
     def replace_maker_quotes(
         self, coin: str, bids: list[tuple[Decimal, Decimal]], asks: list[tuple[Decimal, Decimal]]
@@ -493,13 +485,11 @@ class Engine:
             del acct.positions[market.coin]
         market.halted = True
         market.book_version += 1
-        market.ctx_version += 1
 
     def resume_trading(self, coin: str) -> None:
         """Lift a halt: orders are accepted again (the makers requote on their next round)."""
         market = self.market(coin)
         market.halted = False
-        market.ctx_version += 1
 
     def run_scheduled_cancels(self) -> None:
         """Cancel all open orders of users whose scheduleCancel time has passed (status scheduledCancel)."""
@@ -779,7 +769,6 @@ class Engine:
             market.last_trade_px = m.px
             market.day_ntl_vlm += m.px * m.sz
             market.day_base_vlm += m.sz
-        market.ctx_version += 1
         if taker_acct is not None and taker_fills:
             self._events.append(
                 Publish("userFills", taker_acct.address, {"user": taker_acct.address, "fills": taker_fills})

@@ -100,7 +100,6 @@ def liquidate(engine: Engine, user: str, coin: str, px: Decimal | str | None = N
         "users": [buyer, seller],
     }
     market.last_trade_px = fill_px
-    market.ctx_version += 1
     event = {
         "liquidation": {
             "lid": tid,

@@ -105,10 +105,6 @@ def need_cloid(value: object, path: str) -> str:
     return text.lower()
 
 
-def optional(body: dict[str, Any], key: str) -> Any:
-    return body.get(key)
-
-
 def check_keys(body: dict[str, Any], allowed: tuple[str, ...], path: str) -> None:
     for key in body:
         if key not in allowed:

@@ -27,7 +27,7 @@ from hip3.core import MarketSpec, Side, Size
 BPS = Decimal(10_000)
 ONE = Decimal(1)
 #: Size is capped a little under the notional limit: the tracker values orders at the limit
-#: price, which the executor may move by the slippage bound (seed 7.A item 21).
+#: price, which the executor may move by the slippage bound.
 NOTIONAL_CAP_BUFFER = Decimal("0.99")
 
 

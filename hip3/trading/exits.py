@@ -1,10 +1,11 @@
 """Exits: time stop and mark regression, each a `FlattenRequest` to the executor.
 
 Both go through the executor's single Reserve path, so the tracker lets at most one flatten per
-market be in flight (seed BUG-004). This task owns only the per-market retry backoff: a flatten
+market be in flight. This task owns only the per-market retry backoff: a flatten
 that ends without closing the position (rejected, unfilled, denied) waits `initial`, doubling up to
 `max`, before the next try; the backoff resets when the position closes. Entry time comes from the
-tracker's `PositionView.opened_at`, which a resync never resets (7.A item 41).
+tracker's `PositionView.opened_at`, which a resync never resets, so a
+resync cannot postpone a time stop.
 """
 
 from __future__ import annotations

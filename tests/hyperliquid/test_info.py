@@ -245,7 +245,7 @@ PERP_DEXS = [
         "name": "xyz",
         "fullName": "XYZ",
         "deployer": "0x2",
-        # Key-sorted, unlike meta: using positions from here is the original system's BUG-011.
+        # Key-sorted, unlike meta: asset ids taken from positions here would be wrong.
         "assetToStreamingOiCap": [
             ["xyz:GOLD", "1.0"],
             ["xyz:OLD", "1.0"],

@@ -385,7 +385,7 @@ def test_size_below_one_lot_floors_to_zero_and_gives_no_signal() -> None:
     # with the $11 minimum the order is 11 / 999.5 = 0.011005… ⇒ 0.011 (szDecimals 4)
     signal = check(ms, PLAIN, PLATINUM_SPEC)
     assert signal is not None and signal.suggested_size == D("0.011")
-    # with the wrong szDecimals (2, seed 7.A item 36) the same order is 0.01
+    # with the wrong szDecimals (2) the same order is 0.01
     assert check(ms, PLAIN, MarketSpec(PLATINUM, sz_decimals=2)).suggested_size == D("0.01")  # type: ignore[union-attr]
 
 

@@ -166,7 +166,7 @@ def test_mark_mid_off_one_sided_book_still_blocks_and_is_not_sampled() -> None:
     params = attrs.evolve(P, max_mark_mid_divergence_bps=0)
     verdict, gs = gate(market(bid=None), params=params)
     assert verdict.gate == "spread_shock" and verdict.detail == "no bid"
-    assert gs == GateState()  # never fed into the EWMA (7.C item 7)
+    assert gs == GateState()  # never fed into the EWMA: a one-sided book has no mid to sample
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Executor: rounding and drops before reserve (BUG-003), gates it owns, posting, outcomes, rule 6."""
+"""Executor: rounding and drops before reserve (a size that floors to zero), gates it owns, posting, outcomes, rule 6."""
 
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ def test_entry_terms_hand_computed() -> None:
 
 
 def test_size_that_rounds_to_zero_is_dropped() -> None:
-    # Seed BUG-003: PLATINUM lot 0.0001, suggested 0.00005.
+    # PLATINUM lot 0.0001, suggested 0.00005.
     assert (
         entry_terms(SPECS[GOLD], Side.BUY, D("2000"), D("0.00005"), D(10)) is DropReason.SIZE_ROUNDS_TO_ZERO
     )
@@ -449,7 +449,7 @@ async def test_rate_limit_on_new_orders(autojump_clock: Any) -> None:
 
 
 async def test_two_flattens_for_one_market_send_one_order(autojump_clock: Any) -> None:
-    # Seed BUG-004: the second request is denied by the tracker while the first is in flight.
+    # The second request is denied by the tracker while the first is in flight.
     async with running() as h:
         h.tracker.open(TSLA, "1", "250")
         h.cells.set(TSLA, bbo(TSLA, "250", "250.1"))
@@ -670,7 +670,7 @@ class Exchange:
 async def test_resync_during_a_burst_never_lets_notional_exceed_the_cap(
     autojump_clock: Any, tmp_path: Path
 ) -> None:
-    # Seed BUG-002: a $50 cap reached $1,607 because a resync cleared the admission caches.
+    # In the original system a $50 cap reached $1,607 because a resync cleared the admission caches.
     tracker = Tracker(
         MARKETS, max_notional_per_market=D(50), max_total_notional=D(300), max_concurrent_positions=5
     )

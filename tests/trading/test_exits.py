@@ -97,7 +97,7 @@ async def test_time_stop_fires_at_the_right_trio_time(autojump_clock: Any) -> No
         await trio.sleep(3.3)
         tracker.open(TSLA, "1", "100")
         opened = trio.current_time()
-        # A resync that rewrites the position keeps opened_at (7.A item 41): no reset of the timer.
+        # A resync that rewrites the position keeps opened_at: no reset of the timer.
         await trio.sleep(10)
         tracker.open(TSLA, "1.5", "100", opened_at=opened)
         await trio.sleep(10.5)
@@ -183,7 +183,7 @@ async def test_denied_request_backs_off_after_the_grace(autojump_clock: Any) -> 
 
 
 async def test_two_exits_for_one_market_send_one_flatten(autojump_clock: Any) -> None:
-    # Seed BUG-004, end to end through the executor: time stop and mark regression both true, and
+    # One flatten per market, end to end through the executor: time stop and mark regression both true, and
     # the first flatten hangs (its outcome unknown for a long time): exactly one order is posted.
     tracker, cells = FakeTracker(), FakeCells()
     cells.set(TSLA, bbo(TSLA, "100", "100.1"), ctx(TSLA, "100"))

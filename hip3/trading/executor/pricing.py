@@ -53,7 +53,7 @@ def entry_terms(
     suggested_size: Decimal,
     max_slippage_bps: Decimal,
 ) -> OrderTerms | DropReason:
-    """Terms of an opening IOC, or why it must not be sent (seed BUG-003: checked before reserving)."""
+    """Terms of an opening IOC, or why it must not be sent (checked before reserving, so a size that rounds to zero never holds a reservation)."""
     if best_px <= 0:
         return DropReason.BAD_PRICE
     size = spec.round_size(suggested_size)

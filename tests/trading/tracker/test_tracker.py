@@ -570,7 +570,7 @@ def test_resync_absorbs_finished_orders_but_not_foreign_ones_still_live():
 
 
 def test_cap_race_resync_during_burst_never_exceeds_cap():
-    # BUG-002: a resync in the middle of a burst of reserves must not make admission forget anything.
+    # A resync in the middle of a burst of reserves must not make admission forget anything.
     t = make_tracker(per_market=50, total=1000)
     granted = []
     for i in range(20):

@@ -1,1 +1,0 @@
-"""Audit findings (docs/AUDIT.md) demonstrated as strict xfail tests: flip each when its finding is fixed."""
