@@ -170,7 +170,7 @@ def journal_answer(path: str, question: str, *, limit: int, as_csv: bool) -> int
 
 def _delegate(name: str, rest: list[str]) -> int:
     """`hip3 sim ...` -> hip3.sim.cli.main(rest); `hip3 demo ...` -> hip3.service.demo.main(rest)."""
-    module_name = "hip3.sim.cli" if name == "sim" else "hip3.service.demo"
+    module_name = {"sim": "hip3.sim.cli", "replay": "hip3.replay.cli"}.get(name, "hip3.service.demo")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -228,13 +228,16 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("sim", help="run the local exchange simulator (hip3 sim --help)", add_help=False)
     commands.add_parser("demo", help="run the demo (hip3 demo --help)", add_help=False)
+    commands.add_parser(
+        "replay", help="replay a recording through the bot's rules (hip3 replay --help)", add_help=False
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     # sim/demo own their arguments; hand them over untouched
-    if args_list and args_list[0] in ("sim", "demo"):
+    if args_list and args_list[0] in ("sim", "demo", "replay"):
         return _delegate(args_list[0], args_list[1:])
     try:
         args = _parser().parse_args(args_list)

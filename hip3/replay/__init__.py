@@ -1,0 +1,1 @@
+"""Replay a market-data recording through the bot's rules (issue 9.2)."""
