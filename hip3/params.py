@@ -252,6 +252,11 @@ def _to_str(value: Any) -> str:
     return value
 
 
+def checks_of(type_: Any) -> list[Any]:
+    """The Annotated metadata of a field type (Checks, Reasons, Warns), outermost type only."""
+    return list(type_.__metadata__) if get_origin(type_) is Annotated else []
+
+
 def _converter_for(type_: Any) -> Callable[[Any], Any]:
     """A function that turns a directly passed value into the field's type and applies its checks."""
     origin = get_origin(type_)
