@@ -39,6 +39,7 @@ from hip3.service.config_schema import (
     MetricsConfig,
     NetworkConfig,
 )
+from hip3.service.masking import looks_like_a_key
 
 __all__ = [
     "AccountConfig",
@@ -370,8 +371,12 @@ def _resolve_urls(network: NetworkConfig) -> NetworkConfig:
 # Public entry points ------------------------------------------------------------------------------
 
 
-def config_from_mapping(raw: Mapping[str, Any]) -> Config:
-    """Validate parsed TOML; raises ConfigError listing every problem."""
+def config_from_mapping(raw: Mapping[str, Any], *, base_dir: Path | None = None) -> Config:
+    """Validate parsed TOML; raises ConfigError listing every problem.
+
+    With `base_dir` (the config file's directory) relative paths resolve against it; without
+    (a config built in code) they stay as written.
+    """
     problems: list[str] = []
     values: dict[str, Any] = {}
     fields = {a.name: a for a in attrs.fields(Config)}
@@ -401,20 +406,40 @@ def config_from_mapping(raw: Mapping[str, Any]) -> Config:
         line for line in _config_rules(cfg) if not any(_mentions(line, section) for section in failed)
     )
     if not problems:
-        return attrs.evolve(cfg, network=_resolve_urls(cfg.network))
+        cfg = attrs.evolve(cfg, network=_resolve_urls(cfg.network))
+        return cfg if base_dir is None else resolve_paths(cfg, base_dir)
     raise ConfigError(problems)
+
+
+def resolve_paths(cfg: Config, base_dir: Path) -> Config:
+    """`cfg` with every relative file path (hard-stop state, journal, key file) made absolute
+    against `base_dir`. A key pasted where a path belongs is left alone for the key loader to refuse."""
+
+    def resolved(path: Path) -> Path:
+        return path if path.is_absolute() else base_dir / path
+
+    key_file = cfg.account.key_file
+    if key_file is not None and not looks_like_a_key(str(key_file)):
+        key_file = resolved(key_file)
+    journal = cfg.journal.path
+    return attrs.evolve(
+        cfg,
+        hard_stop=attrs.evolve(cfg.hard_stop, state_file=resolved(cfg.hard_stop.state_file)),
+        journal=attrs.evolve(cfg.journal, path=str(resolved(Path(journal))) if journal else ""),
+        account=attrs.evolve(cfg.account, key_file=key_file),
+    )
 
 
 def _mentions(line: str, section: str) -> bool:
     return line.startswith(section) or f" {section}." in line or f"({section}." in line
 
 
-def config_from_text(text: str, *, source: str = "config") -> Config:
+def config_from_text(text: str, *, source: str = "config", base_dir: Path | None = None) -> Config:
     try:
         raw = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
-    return config_from_mapping(raw)
+    return config_from_mapping(raw, base_dir=base_dir)
 
 
 def load_config(path: str | Path) -> Config:
@@ -425,7 +450,8 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([f"{path}: config file not found"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot read config file: {exc.__class__.__name__}: {exc}"]) from None
-    return config_from_text(text, source=str(path))
+    # Relative paths in the file mean the same whatever directory a command runs from.
+    return config_from_text(text, source=str(path), base_dir=Path(path).resolve().parent)
 
 
 # Effective config as TOML -------------------------------------------------------------------------

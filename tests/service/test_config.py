@@ -152,7 +152,7 @@ def test_example_sets_every_key_to_its_default() -> None:
         if attribute.name == "account":  # identity keys are shown commented out
             expected = set()
         assert set(raw.get(attribute.name, {})) == expected, attribute.name
-    assert load_config(EXAMPLE) == config_from_text("")
+    assert load_config(EXAMPLE) == config_from_text("", base_dir=EXAMPLE.parent)
 
 
 def test_effective_config_text_round_trips() -> None:
@@ -652,3 +652,59 @@ def test_check_config_prints_the_warnings(tmp_path: Path, capsys: pytest.Capture
     path.write_text("[exits]\nflatten_slippage_bps = 500\n")
     check_config(str(path))
     assert "hip3: warning: exits.flatten_slippage_bps = 500: a flatten may fill" in capsys.readouterr().err
+
+
+# Relative paths resolve against the config file's directory ---------------------------------------------
+
+
+def test_relative_paths_resolve_against_the_config_files_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf_dir = tmp_path / "etc" / "hip3"
+    conf_dir.mkdir(parents=True)
+    path = conf_dir / "bot.toml"
+    path.write_text(
+        '[hard_stop]\nstate_file = "var/hs.json"\n[journal]\npath = "var/journal.sqlite3"\n'
+        '[account]\nkey_file = "keys/signing.key"\n'
+    )
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config(path)
+    assert cfg.hard_stop.state_file == conf_dir / "var" / "hs.json"
+    assert cfg.journal.path == str(conf_dir / "var" / "journal.sqlite3")
+    assert cfg.account.key_file == conf_dir / "keys" / "signing.key"
+    # a relative path to the config itself resolves the same way
+    monkeypatch.chdir(tmp_path)
+    assert load_config(Path("etc/hip3/bot.toml")) == cfg
+
+
+def test_defaults_absolute_paths_and_an_empty_journal_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "bot.toml"
+    path.write_text('[journal]\npath = ""\n[account]\nkey_file = "/etc/hip3/signing.key"\n')
+    monkeypatch.chdir("/")
+    cfg = load_config(path)
+    assert cfg.hard_stop.state_file == tmp_path / "var" / "hard_stop.json"  # the default, resolved too
+    assert cfg.journal.path == "" and not cfg.journal.enabled
+    assert cfg.account.key_file == Path("/etc/hip3/signing.key")
+
+
+def test_reset_hard_stop_from_another_directory_finds_the_latch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hip3.service.cli import reset_hard_stop
+    from hip3.trading.hardstop import HardStop
+
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    (conf_dir / "bot.toml").write_text('[hard_stop]\nstate_file = "state/hs.json"\n')
+    monkeypatch.chdir(conf_dir)  # the bot ran from here
+    stop = HardStop.load(load_config("bot.toml").hard_stop)
+    stop.trigger("test latch")
+    assert (conf_dir / "state" / "hs.json").exists()
+    monkeypatch.chdir(tmp_path)  # the operator resets from elsewhere
+    assert reset_hard_stop(str(conf_dir / "bot.toml")) == 0
+    assert "removed hard-stop state" in capsys.readouterr().out
+    assert not (conf_dir / "state" / "hs.json").exists()
