@@ -240,7 +240,18 @@ class HardStop:
         """Add one realized PnL amount and the fees paid for it (both increments, USD) to `day`'s total.
 
         A new UTC day starts the total from zero. Latches when the total ≤ −max_daily_loss_usd.
+        An amount for a day before the current one (a fill of the previous run recovered just after
+        midnight) counts towards the current day: it must never restart today's total from zero.
         """
+        if self.pnl_day is not None and day < self.pnl_day:
+            log.warning(
+                "PnL %s (fees %s) of %s reported on %s: counted towards today's loss",
+                realized,
+                fees,
+                day,
+                self.pnl_day,
+            )
+            day = self.pnl_day
         if self.pnl_day != day:
             self.pnl_day = day
             self.daily_net_pnl = Decimal(0)
