@@ -51,30 +51,38 @@ def recorded_markets(
 ) -> dict[MarketKey, MarketSpec]:
     """The configured dex's markets that appear in the recording, with their size decimals.
 
-    A recording carries no meta: a market's lot is taken from `--sz-decimals`, else from the
-    finest size the recording shows for it (displayed sizes are multiples of the lot).
+    A recording carries no meta: a market's lot is `--sz-decimals`, else the finest one the
+    recorded numbers allow. A perp's prices have at most 6 − szDecimals decimals, so the finest
+    price seen bounds szDecimals from above; displayed sizes bound it from below. The finer lot is
+    taken: a lot too coarse would round small orders to nothing, one too fine only lets sizes
+    through a little more precisely than the exchange would.
     """
-    seen: dict[str, int] = {}
+    size_places: dict[str, int] = {}
+    price_places: dict[str, int] = {}
     for item in read_recording(paths, RecordingStats()):
         if not isinstance(item, RecordedFrame) or not isinstance(item.data, dict):
             continue
         coin = item.data.get("coin")
         if not isinstance(coin, str):
             continue
-        places = seen.setdefault(coin, 0)
+        sizes, prices = size_places.setdefault(coin, 0), price_places.setdefault(coin, 0)
         if item.channel == "bbo" and isinstance(item.data.get("bbo"), list):
             for level in item.data["bbo"]:
                 if isinstance(level, dict):
-                    places = max(places, _decimals(level.get("sz")))
-        seen[coin] = places
+                    sizes = max(sizes, _decimals(level.get("sz")))
+                    prices = max(prices, _decimals(level.get("px")))
+        elif item.channel == "activeAssetCtx" and isinstance(item.data.get("ctx"), dict):
+            prices = max(prices, _decimals(item.data["ctx"].get("oraclePx")))
+        size_places[coin], price_places[coin] = sizes, prices
     wanted = None if cfg.markets.all_coins else {c.split(":")[-1] for c in cfg.markets.coins}
     specs: dict[MarketKey, MarketSpec] = {}
-    for index, name in enumerate(sorted(seen)):
+    for index, name in enumerate(sorted(size_places)):
         dex, _, coin = name.rpartition(":")
         if dex != cfg.markets.dex or (wanted is not None and coin not in wanted):
             continue
         key = MarketKey(dex, coin, 110000 + index)
-        specs[key] = MarketSpec(key, sz_decimals.get(coin, sz_decimals.get(name, seen[name])))
+        finest = min(6, max(size_places[name], 6 - price_places[name]))
+        specs[key] = MarketSpec(key, sz_decimals.get(coin, sz_decimals.get(name, finest)))
     return specs
 
 

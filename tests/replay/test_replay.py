@@ -281,3 +281,17 @@ def test_journal_questions_answer_on_a_replay_journal(
     fills = fills_of(journal)
     fees = sum((Decimal(f[4]) for f in fills), Decimal(0))
     assert f"{fees}" in pnl or f"{fees.normalize()}" in pnl
+
+
+def test_lot_is_the_finest_the_recorded_prices_allow(tmp_path: Path, config: Path) -> None:
+    from hip3.replay.cli import recorded_markets
+    from hip3.service.config import load_config
+
+    # prices with 2 decimals allow at most 6 - 2 = 4 size decimals; sizes shown as "20.0" say >= 1
+    lines = [ctx(T0, "AAA", "432.15"), bbo(T0 + 1, "AAA", ("432.05", "20.0"), ("432.15", "20.0"))]
+    lines += [ctx(T0, "BBB", "1.2345"), bbo(T0 + 1, "BBB", ("1.2344", "300"), ("1.2346", "300"))]
+    rec = write(tmp_path / "r.jsonl.gz", lines)
+    specs = {m.coin: s.sz_decimals for m, s in recorded_markets([rec], load_config(config), {}).items()}
+    assert specs == {"AAA": 4, "BBB": 2}
+    forced = recorded_markets([rec], load_config(config), {"AAA": 3})
+    assert {m.coin: s.sz_decimals for m, s in forced.items()} == {"AAA": 3, "BBB": 2}
