@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
 import secrets
 import sys
@@ -149,6 +150,8 @@ async def run(triggers: int, burst: float) -> dict[str, Any]:
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="hip3-bench-") as tmp:
         log_file = open(Path(tmp) / "bot.log", "w")
+        root = logging.getLogger()
+        saved_logging = (root.level, list(root.handlers))
         setup_logging("INFO", stream=log_file)
         proc = await trio.lowlevel.open_process(argv, stdout=-1, stderr=open(os.devnull, "w"))
         try:
@@ -199,7 +202,8 @@ async def run(triggers: int, burst: float) -> dict[str, Any]:
                 await proc.wait()
             if proc.returncode is None:
                 proc.kill()
-            setup_logging("WARNING")
+            root.handlers[:] = saved_logging[1]
+            root.setLevel(saved_logging[0])
             log_file.close()
     result["tick_to_order"] = rec.tick_to_order
     result["lag"] = rec.lag

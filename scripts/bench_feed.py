@@ -146,6 +146,7 @@ class Rig:
             self.specs,
             DetectorParams(min_book_notional=200, normal_book_notional=2000, min_edge_bps=3),
             GateParams(),
+            max_notional=Decimal(100),
         )
         self.max_view_lag = 0
         self.scans = 0
