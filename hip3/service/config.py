@@ -470,6 +470,21 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped, the rest as is
+    (json.dumps would write a character beyond U+FFFF as a surrogate pair, which TOML refuses)."""
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _toml_value(value: Any, *, is_url: bool = False) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -478,9 +493,9 @@ def _toml_value(value: Any, *, is_url: bool = False) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(mask_url(value) if is_url else value)
+        return _toml_string(mask_url(value) if is_url else value)
     if isinstance(value, Path):
-        return json.dumps(str(value))
+        return _toml_string(str(value))
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):

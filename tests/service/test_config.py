@@ -494,6 +494,13 @@ def test_any_input_gives_config_or_config_error(raw: dict[str, object]) -> None:
         assert config_from_text(config_to_text(cfg)) == cfg
 
 
+def test_config_text_round_trips_any_string() -> None:
+    # Beyond U+FFFF (json.dumps would write a surrogate pair TOML refuses), DEL, quotes, backslashes.
+    for odd in ("𐀀", "a\x7fb", 'say "hi" \\ bye', "tab\there", "ünï"):
+        cfg = config_from_mapping({"hard_stop": {"state_file": odd}})
+        assert config_from_text(config_to_text(cfg)) == cfg, repr(odd)
+
+
 @given(
     st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(10**6), places=6)
 )  # the largest legal limit
