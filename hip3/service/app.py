@@ -19,7 +19,6 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 
 import attrs
 import trio
@@ -51,12 +50,8 @@ from hip3.trading.executor.task import Executor, run_executor
 from hip3.trading.exits import ExitPlanner, ShutdownOutcome, run_exits, shutdown_sequence
 from hip3.trading.hardstop import HardStop, is_benign_reject, run_hard_stop_persistence
 from hip3.trading.messages import (
-    Correction,
     FlattenRequest,
-    PositionChanged,
-    PositionClosed,
     PositionEvent,
-    PositionOpened,
     Signal,
 )
 from hip3.trading.resync import ResyncStats, ResyncTrigger, run_resync
@@ -392,7 +387,7 @@ async def _run(
                 cfg.position.position_resync_interval_secs,
             )
             nursery.start_soon(_watch_positions, bot, position_events)
-            nursery.start_soon(_watch_fees, bot, handle)
+            nursery.start_soon(_watch_money, bot, handle)
         if bot.journal is not None:
             nursery.start_soon(_journal_hard_stop, bot, bot.journal)
         nursery.start_soon(_report_status, bot)
@@ -592,31 +587,25 @@ async def _abort_on_second_request(bot: Bot, scope: trio.CancelScope) -> None:
 
 
 async def _watch_positions(bot: Bot, events: trio.MemoryReceiveChannel[PositionEvent]) -> None:
-    """Position hooks: realized PnL to the hard stop, every transition to the journal.
-
-    The tracker logs each transition; fees reach the hard stop separately (`_watch_fees`)
-    because a fill's fee can arrive after the post response already closed the position.
-    """
+    """Position hooks: every transition to the journal (money reaches the hard stop in `_watch_money`)."""
     async with events:
         async for event in events:
             if bot.journal is not None:
                 bot.journal.record(event)
-            match event:
-                case PositionClosed(realized_pnl=pnl):
-                    bot.hard_stop.record_pnl(pnl, Decimal(0), utc_day(), trio.current_time())
-                case PositionOpened() | PositionChanged() | Correction():
-                    pass
 
 
-async def _watch_fees(bot: Bot, tracker: TrackerHandle) -> None:
-    """Every fee the tracker learns of counts against the daily loss limit, when it is learnt."""
+async def _watch_money(bot: Bot, tracker: TrackerHandle) -> None:
+    """Every realized PnL amount and fee the tracker learns of counts against the daily loss limit,
+    when it is learnt: a partial close (a manual one in the web app, say) counts at once, not when
+    the rest of the position closes, and is not lost if a resync closes the rest unseen."""
     view = tracker.view()
-    fees_seen = view.fees
+    realized_seen, fees_seen = view.realized_pnl, view.fees
     while True:
         view = await tracker.wait_view_change(view.seq)
-        if view.fees != fees_seen:
-            delta, fees_seen = view.fees - fees_seen, view.fees
-            bot.hard_stop.record_pnl(Decimal(0), delta, utc_day(), trio.current_time())
+        realized, fees = view.realized_pnl - realized_seen, view.fees - fees_seen
+        if realized or fees:
+            realized_seen, fees_seen = view.realized_pnl, view.fees
+            bot.hard_stop.record_pnl(realized, fees, utc_day(), trio.current_time())
 
 
 HARD_STOP_POLL_SECS = 1.0
