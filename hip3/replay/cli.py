@@ -89,12 +89,22 @@ def recorded_markets(
 # -- fees ---------------------------------------------------------------------------------------
 
 
-def fee_function(cfg: Config, fees: Mapping[str, Decimal]) -> Any:
-    """Taker bps per market: `--fee COIN=BPS`, else `--fee BPS`, else the config's HIP-3 rate."""
-    default = fees.get("*", cfg.detector.effective_taker_fee_bps)
+def fee_function(cfg: Config, fees: Mapping[str, Decimal], table: Any = None) -> Any:
+    """Taker bps per market: `--fee COIN=BPS`, else `--fee BPS`, else what the live bot would use.
+
+    The live bot's figure is its scanner's fee table when it keeps one (per market, from the
+    exchange's meta, which a recording lacks: the table's rule for an asset without meta), else
+    the config's flat HIP-3 rate.
+    """
+    flat = getattr(cfg.detector, "effective_taker_fee_bps", None)
 
     def taker_bps(market: MarketKey) -> Decimal:
-        return fees.get(market.coin, fees.get(market.name, default))
+        given = fees.get(market.coin, fees.get(market.name, fees.get("*")))
+        if given is not None:
+            return given
+        if table is not None:
+            return Decimal(table.taker_bps(market))
+        return Decimal(flat) if flat is not None else Decimal(9)
 
     return taker_bps
 
@@ -112,9 +122,17 @@ def build_replay(
     # The live bot's own constructor of the detector task's state (gates, detector, sizing).
     from hip3.service.app import signal_scanner
 
+    scanner = signal_scanner(cfg, specs)
+    table = getattr(scanner, "fees", None)  # the live scanner's fee table, when it keeps one
+    taker_bps_of = fee_function(cfg, fees, table)
+    if table is not None and fees:
+        # Fees given on the command line are the market's fees for the entry threshold too.
+        for market in specs:
+            table.overrides[market] = taker_bps_of(market)
+        table.apply_assets({})
     return Replay(
         specs,
-        signal_scanner(cfg, specs),
+        scanner,
         caps=Caps(
             cfg.position.max_notional_per_market,
             cfg.position.max_total_notional,
@@ -124,7 +142,7 @@ def build_replay(
         flatten_slippage_bps=cfg.exits.flatten_slippage_bps,
         exit_params=cfg.exits,
         fill_model=model,
-        taker_bps_of=fee_function(cfg, fees),
+        taker_bps_of=taker_bps_of,
         journal=journal,
     )
 
@@ -268,13 +286,12 @@ def _run(args: argparse.Namespace) -> int:
     specs = recorded_markets(paths, configs[0][1], decimals)
     if not specs:
         raise UsageError(f"the recording has no market of dex {configs[0][1].markets.dex!r} in the config")
+    fee_of = build_replay(configs[0][1], specs, model, fees, None).taker_bps_of
     header = [
         f"replay of {len(paths)} file(s), markets {', '.join(str(m) for m in sorted(specs))}",
         f"fill model: latency {args.latency_ms:g} ms, pull probability {args.pull_probability:g}, "
         f"seed {args.seed}; taker fees "
-        + ", ".join(
-            f"{m.coin} {fee_function(configs[0][1], fees)(m).normalize():f} bps" for m in sorted(specs)
-        ),
+        + ", ".join(f"{m.coin} {fee_of(m).normalize():f} bps" for m in sorted(specs)),
     ]
     if len(settings) > 1 or args.set:
         print("\n".join(header))
