@@ -28,6 +28,20 @@ async def test_the_oi_cap_gate_knows_every_markets_cap(tmp_path: Path) -> None:
     assert bot.specs and all(cap is not None for cap in caps.values()), caps
 
 
+async def test_unusual_settings_are_logged_as_warnings_at_startup(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = sim_config  # built inside, once the simulator's URLs are known
+    with caplog.at_level("WARNING", logger="hip3.service.app"), trio.fail_after(10):
+        async with open_sim(load_sim_config(None)) as sim, trio.open_nursery() as nursery:
+            unusual = cfg(sim, tmp_path, gates={"max_ctx_age_ms": 0}, exits={"flatten_slippage_bps": 500})
+            bot: Bot = await nursery.start(functools.partial(run_bot, unusual, handle_signals=False))
+            bot.request_stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(w.startswith("unusual setting: gates.max_ctx_age_ms = 0: ") for w in warnings), warnings
+    assert any(w.startswith("unusual setting: exits.flatten_slippage_bps = 500: ") for w in warnings)
+
+
 async def test_a_refused_orphan_cancel_stops_the_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
