@@ -591,16 +591,20 @@ class WebsocketParams:
         )
 
 
+#: The session's timing defaults are the `[websocket]` parameters' defaults, declared once above.
+_TIMING = WebsocketParams()
+
+
 @asynccontextmanager
 async def open_ws_session(
     url: str,
     *,
-    ping_after: float = 45.0,
-    silence_timeout: float = 60.0,
+    ping_after: float = _TIMING.ping_after_secs,
+    silence_timeout: float = _TIMING.silence_timeout_secs,
     post_timeout: float = 10.0,
-    backoff_initial: float = 0.5,
-    backoff_max: float = 30.0,
-    healthy_after: float = 60.0,
+    backoff_initial: float = _TIMING.reconnect_initial_secs,
+    backoff_max: float = _TIMING.reconnect_max_secs,
+    healthy_after: float = _TIMING.healthy_after_secs,
     max_messages_per_minute: int = 2000,
     max_posts_in_flight: int = 100,
     connect: ConnectFactory | None = None,

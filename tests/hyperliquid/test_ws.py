@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import random
 from decimal import Decimal
@@ -29,6 +30,7 @@ from hip3.hyperliquid.ws import (
     NotConnected,
     PostFailed,
     PostTimeout,
+    WebsocketParams,
     open_ws_session,
     subscription_matches,
 )
@@ -48,6 +50,8 @@ GREETING = "Websocket connection established."
 def session(server: FakeWsServer, **kwargs: Any) -> Any:
     kwargs.setdefault("rng", random.Random(7))
     kwargs.setdefault("stats", ParseStats())
+    # Silence longer than the 45 s ping, so a quiet fake server sees pings before the client gives up.
+    kwargs.setdefault("silence_timeout", 60.0)
     return open_ws_session(URL, connect=server.connect, **kwargs)
 
 
@@ -203,7 +207,7 @@ async def test_silence_closes_and_reconnects_with_resubscription(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     server = FakeWsServer()
-    async with session(server) as ws:
+    async with session(server, silence_timeout=60.0) as ws:
         first = await server.accept()
         await next_event(ws, Connected)
         t0 = trio.current_time()
@@ -253,7 +257,9 @@ async def keep_alive(conn: FakeServerConn, seconds: float) -> None:
 async def test_backoff_grows_then_resets_after_healthy_period(autojump_clock: trio.testing.MockClock) -> None:
     server = FakeWsServer()
     server.refuse = 4
-    async with session(server, backoff_initial=0.5, backoff_max=30.0, healthy_after=60.0) as ws:
+    async with session(
+        server, backoff_initial=0.5, backoff_max=30.0, healthy_after=60.0, silence_timeout=60.0
+    ) as ws:
         conn = await server.accept()  # 5th attempt succeeds
         # Jitter multiplies the nominal delay by [0.5, 1): nominal 0.5, 1, 2, 4.
         for gap, nominal in zip(gaps(server.attempts), [0.5, 1.0, 2.0, 4.0], strict=True):
@@ -558,3 +564,17 @@ async def test_a_server_error_reply_to_an_order_post_keeps_the_reservation(
     # The $10 order may be filled at the exchange: a second $10 order in the market would break the $15 cap.
     second, _ = tracker.reserve(entry(), 2.0)
     assert isinstance(second, ReserveDenied)
+
+
+def test_session_timing_defaults_are_the_websocket_parameters() -> None:
+    # The timing parameters are declared once, in WebsocketParams; open_ws_session's defaults follow
+    # them instead of repeating numbers that can drift from the config.
+    defaults = {
+        name: p.default for name, p in inspect.signature(open_ws_session.__wrapped__).parameters.items()
+    }
+    params = WebsocketParams()
+    assert defaults["ping_after"] == params.ping_after_secs
+    assert defaults["silence_timeout"] == params.silence_timeout_secs
+    assert defaults["backoff_initial"] == params.reconnect_initial_secs
+    assert defaults["backoff_max"] == params.reconnect_max_secs
+    assert defaults["healthy_after"] == params.healthy_after_secs
