@@ -193,6 +193,7 @@ class WsSession:
         self._pending: dict[int, _Pending] = {}
         self._changed = trio.Event()
         self._market_sink: MarketSink | None = None
+        self._frame_tap: Callable[[str], None] | None = None
         #: Number of connections made so far (1 after the first connect).
         self.connections = 0
 
@@ -228,6 +229,11 @@ class WsSession:
         behind it. Control events (Connected, acks, user events) still go through `events`.
         """
         self._market_sink = sink
+
+    def tap_frames(self, tap: Callable[[str], None] | None) -> None:
+        """Hand every inbound frame's raw text to `tap` before it is parsed (the recorder keeps
+        what the exchange sent, not what the parser made of it). `tap` must not block."""
+        self._frame_tap = tap
 
     def acked(self, subscription: dict[str, Any]) -> bool:
         """True once the server acknowledged `subscription` on the current connection."""
@@ -464,6 +470,9 @@ class WsSession:
         hook = timing.on_frame_in
         if hook is not None:
             hook(message)
+        tap = self._frame_tap
+        if tap is not None:
+            tap(message if isinstance(message, str) else message.decode("utf-8", "replace"))
         sink = self._market_sink
         market_only = True
         for event in parse_ws_frame(message, self._stats):

@@ -1,4 +1,4 @@
-"""The `hip3` command: run, check-config, reset-hard-stop, journal, sim, demo.
+"""The `hip3` command: run, check-config, reset-hard-stop, journal, record, sim, demo.
 
 Exit codes: 0 ok, 2 configuration or usage error; otherwise whatever the bot returns.
 Every check that can refuse a start runs before the bot's modules are imported.
@@ -168,6 +168,48 @@ def journal_answer(path: str, question: str, *, limit: int, as_csv: bool) -> int
     return EXIT_OK
 
 
+def record_command(
+    config_path: str | None,
+    out: str,
+    *,
+    seconds: float | None,
+    max_mb: float,
+    min_free_mb: float,
+    trades: bool,
+    l2book: bool,
+    log_format: str | None,
+) -> int:
+    """`hip3 record`: market-data frames into OUT (no key needed: it places no orders)."""
+    if not config_path:
+        _err(f"hip3: no config file: pass --config PATH or set {CONFIG_ENV_VAR}")
+        return EXIT_USAGE
+    if max_mb <= 0 or min_free_mb < 0 or (seconds is not None and seconds <= 0):
+        _err("hip3: --max-mb must be > 0, --min-free-mb >= 0 and --seconds > 0")
+        return EXIT_USAGE
+    cfg = _load(config_path)
+    if cfg is None:
+        return EXIT_USAGE
+    from hip3.service.logs import setup_logging
+
+    setup_logging(cfg.logging.level, log_format=log_format or cfg.logging.effective_format)
+    import trio
+
+    from hip3.service.record import record
+
+    return trio.run(
+        functools.partial(
+            record,
+            cfg,
+            Path(out),
+            seconds=seconds,
+            max_bytes=int(max_mb * 1e6),
+            min_free_bytes=int(min_free_mb * 1e6),
+            trades=trades,
+            l2book=l2book,
+        )
+    )
+
+
 def _delegate(name: str, rest: list[str]) -> int:
     """`hip3 sim ...` -> hip3.sim.cli.main(rest); `hip3 demo ...` -> hip3.service.demo.main(rest)."""
     module_name = {"sim": "hip3.sim.cli", "replay": "hip3.replay.cli"}.get(name, "hip3.service.demo")
@@ -226,6 +268,20 @@ def _parser() -> argparse.ArgumentParser:
     journal.add_argument("--limit", type=int, default=50, help="at most this many rows (newest)")
     journal.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
 
+    rec = commands.add_parser(
+        "record", help="record the market-data frames of the configured markets (for replay and the sim)"
+    )
+    rec.add_argument("--config", default=default_config, help="TOML config file (network and markets)")
+    rec.add_argument("--out", required=True, help="folder for frames-YYYY-MM-DD.jsonl.gz (one per UTC day)")
+    rec.add_argument("--seconds", type=float, default=None, help="stop by itself after this long")
+    rec.add_argument(
+        "--max-mb", type=float, default=10_000, help="stop when the folder's recordings exceed this"
+    )
+    rec.add_argument("--min-free-mb", type=float, default=1_000, help="stop when the disk has less free")
+    rec.add_argument("--trades", action="store_true", help="also record the trades channel")
+    rec.add_argument("--l2book", action="store_true", help="also record l2Book (much larger)")
+    add_log_format_argument(rec)
+
     commands.add_parser("sim", help="run the local exchange simulator (hip3 sim --help)", add_help=False)
     commands.add_parser("demo", help="run the demo (hip3 demo --help)", add_help=False)
     commands.add_parser(
@@ -255,6 +311,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return reset_hard_stop(args.config)
         case "journal":
             return journal_answer(args.path, args.question, limit=args.limit, as_csv=args.csv)
+        case "record":
+            return record_command(
+                args.config,
+                args.out,
+                seconds=args.seconds,
+                max_mb=args.max_mb,
+                min_free_mb=args.min_free_mb,
+                trades=args.trades,
+                l2book=args.l2book,
+                log_format=args.log_format,
+            )
     return EXIT_USAGE
 
 
