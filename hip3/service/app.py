@@ -18,6 +18,7 @@ import gc
 import logging
 import os
 import signal
+from collections import Counter
 from collections.abc import Callable, Mapping
 
 import attrs
@@ -390,6 +391,7 @@ async def _run(
             nursery.start_soon(_watch_money, bot, handle)
         if bot.journal is not None:
             nursery.start_soon(_journal_hard_stop, bot, bot.journal)
+            nursery.start_soon(_journal_gate_blocks, bot, bot.journal)
         nursery.start_soon(_report_status, bot)
         task_status.started(bot)
         # Startup built everything long-lived (markets, specs, clients, tasks): move it out of the
@@ -608,6 +610,7 @@ async def _watch_money(bot: Bot, tracker: TrackerHandle) -> None:
             bot.hard_stop.record_pnl(realized, fees, utc_day(), trio.current_time())
 
 
+GATE_BLOCKS_EVERY_SECS = 60.0
 HARD_STOP_POLL_SECS = 1.0
 
 
@@ -626,6 +629,31 @@ async def _journal_hard_stop(bot: Bot, journal: Journal) -> None:
             noted = None
         event = "latched"
         await trio.sleep(HARD_STOP_POLL_SECS)
+
+
+async def _journal_gate_blocks(bot: Bot, journal: Journal, period: float = GATE_BLOCKS_EVERY_SECS) -> None:
+    """Every `period`, per market, how many evaluations each gate blocked since the last note (the
+    report's "gate blocks by reason"); once more when the task is cancelled at shutdown."""
+    seen: Counter[tuple[MarketKey, str]] = Counter()
+
+    def note_changes() -> None:
+        now = Counter(bot.scanner.stats.blocked_by_market)
+        per_market: dict[str, dict[str, int]] = {}
+        for (market, gate), count in now.items():
+            delta = count - seen[(market, gate)]
+            if delta > 0:
+                per_market.setdefault(str(market), {})[gate] = delta
+        for name, gates in sorted(per_market.items()):
+            journal.note("gate_blocks", name, gates)
+        seen.clear()
+        seen.update(now)
+
+    try:
+        while True:
+            await trio.sleep(period)
+            note_changes()
+    finally:
+        note_changes()
 
 
 async def _report_status(bot: Bot) -> None:

@@ -1,4 +1,5 @@
-"""The `hip3` command: run, check-config, reset-hard-stop, journal, record, sim, demo.
+"""The `hip3` command: run, check-config, reset-hard-stop, journal, record, report, sim,
+demo.
 
 Exit codes: 0 ok, 2 configuration or usage error; otherwise whatever the bot returns.
 Every check that can refuse a start runs before the bot's modules are imported.
@@ -81,7 +82,12 @@ def run_with_config(
     from hip3.service.app import run_bot  # lazy: nothing above needs the trading stack
 
     try:
-        return trio.run(functools.partial(run_bot, cfg, mainnet_confirmed=mainnet_confirmed))
+        run = functools.partial(run_bot, cfg, mainnet_confirmed=mainnet_confirmed)
+        if live_status_wanted(log_format or cfg.logging.effective_format):
+            from hip3.service.live_status import run_with_live_status
+
+            return trio.run(run_with_live_status, run)
+        return trio.run(run)
     except KeyboardInterrupt:
         _err("hip3: interrupted")
         return 130
@@ -90,6 +96,13 @@ def run_with_config(
         # printer) and exit non-zero so systemd restarts the bot.
         logging.getLogger("hip3").critical("hip3 stopped by an unexpected error", exc_info=True)
         return 1
+
+
+def live_status_wanted(log_format: str) -> bool:
+    """The refreshing status table only for a person at a terminal reading text logs."""
+    from hip3.service.logs import resolve_format
+
+    return sys.stderr.isatty() and resolve_format(log_format, sys.stderr) == "text"
 
 
 def _key_status(cfg: Config) -> tuple[str, str | None]:
@@ -210,6 +223,22 @@ def record_command(
     )
 
 
+def report_command(journal: str, out: str) -> int:
+    """`hip3 report`: one self-contained HTML page about a journal."""
+    try:
+        from hip3.service.report import ReportError, write_report
+    except ModuleNotFoundError as exc:
+        _err(f"hip3: `hip3 report` needs {exc.name}: pip install 'hip3[report]'")
+        return EXIT_USAGE
+    try:
+        page = write_report(Path(journal), Path(out))
+    except ReportError as exc:
+        _err(f"hip3: {exc}")
+        return EXIT_USAGE
+    print(page)
+    return EXIT_OK
+
+
 def _delegate(name: str, rest: list[str]) -> int:
     """`hip3 sim ...` -> hip3.sim.cli.main(rest); `hip3 demo ...` -> hip3.service.demo.main(rest)."""
     module_name = {"sim": "hip3.sim.cli", "replay": "hip3.replay.cli"}.get(name, "hip3.service.demo")
@@ -282,6 +311,10 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--l2book", action="store_true", help="also record l2Book (much larger)")
     add_log_format_argument(rec)
 
+    rep = commands.add_parser("report", help="write an HTML report (plots and tables) of a journal")
+    rep.add_argument("journal", help="a journal file (live or replay)")
+    rep.add_argument("--out", required=True, help="folder to write report.html into")
+
     commands.add_parser("sim", help="run the local exchange simulator (hip3 sim --help)", add_help=False)
     commands.add_parser("demo", help="run the demo (hip3 demo --help)", add_help=False)
     commands.add_parser(
@@ -311,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return reset_hard_stop(args.config)
         case "journal":
             return journal_answer(args.path, args.question, limit=args.limit, as_csv=args.csv)
+        case "report":
+            return report_command(args.journal, args.out)
         case "record":
             return record_command(
                 args.config,

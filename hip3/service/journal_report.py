@@ -253,9 +253,30 @@ def _entry_signal(db: sqlite3.Connection, cloid: str | None) -> dict[str, Any] |
     return None
 
 
-def trips(db: sqlite3.Connection, limit: int) -> Table:
-    out: list[tuple[Any, ...]] = []
-    for trip in _trips(db)[-limit:]:
+TRIP_COLUMNS = (
+    "opened",
+    "market",
+    "side",
+    "size",
+    "entry_px",
+    "exit_px",
+    "held_s",
+    "signal_edge_bps",
+    "threshold_bps",
+    "entry_slippage_bps",
+    "gross_bps",
+    "fee_bps",
+    "net_bps",
+    "realized",
+    "fees",
+    "net",
+)
+
+
+def trip_rows(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every round trip, oldest first, keyed by `TRIP_COLUMNS` (held_s is None while open)."""
+    out: list[dict[str, Any]] = []
+    for trip in _trips(db):
         entry_px = trip.entry_notional / trip.size if trip.size else None
         exit_px = trip.exit_notional / trip.exit_size if trip.exit_size else None
         signal = _entry_signal(db, trip.entry_cloid)
@@ -268,47 +289,44 @@ def trips(db: sqlite3.Connection, limit: int) -> Table:
                 Decimal("0.1")
             )
         net = trip.realized - trip.fees
-        out.append(
-            (
-                when(trip.opened_ms),
-                trip.coin,
-                trip.side,
-                trip.size,
-                entry_px.quantize(Decimal("0.000001")) if entry_px is not None else None,
-                exit_px.quantize(Decimal("0.000001")) if exit_px is not None else None,
-                round((trip.closed_ms - trip.opened_ms) / 1000, 1) if trip.closed_ms is not None else "open",
-                edge,
-                threshold,
-                slippage,
-                _bps(trip.realized, trip.entry_notional),
-                _bps(trip.fees, trip.entry_notional),
-                _bps(net, trip.entry_notional),
-                trip.realized,
-                trip.fees,
-                net,
-            )
+        held = (
+            (Decimal(trip.closed_ms - trip.opened_ms) / 1000).quantize(Decimal("0.1"))
+            if trip.closed_ms is not None
+            else None
         )
+        values = (
+            when(trip.opened_ms),
+            trip.coin,
+            trip.side,
+            trip.size,
+            entry_px.quantize(Decimal("0.000001")) if entry_px is not None else None,
+            exit_px.quantize(Decimal("0.000001")) if exit_px is not None else None,
+            held,
+            edge,
+            threshold,
+            slippage,
+            _bps(trip.realized, trip.entry_notional),
+            _bps(trip.fees, trip.entry_notional),
+            _bps(net, trip.entry_notional),
+            trip.realized,
+            trip.fees,
+            net,
+        )
+        out.append(dict(zip(TRIP_COLUMNS, values, strict=True)))
+    return out
+
+
+def _held_text(held: Decimal | None) -> str:
+    return "open" if held is None else f"{held:.1f}"
+
+
+def trips(db: sqlite3.Connection, limit: int) -> Table:
+    rows = [
+        tuple(_held_text(row[k]) if k == "held_s" else row[k] for k in TRIP_COLUMNS)
+        for row in trip_rows(db)[-limit:]
+    ]
     return Table(
-        "round trips (from the exchange's fills; edge from the signal that opened them)",
-        (
-            "opened",
-            "market",
-            "side",
-            "size",
-            "entry_px",
-            "exit_px",
-            "held_s",
-            "signal_edge_bps",
-            "threshold_bps",
-            "entry_slippage_bps",
-            "gross_bps",
-            "fee_bps",
-            "net_bps",
-            "realized",
-            "fees",
-            "net",
-        ),
-        out,
+        "round trips (from the exchange's fills; edge from the signal that opened them)", TRIP_COLUMNS, rows
     )
 
 
