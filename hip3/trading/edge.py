@@ -51,6 +51,7 @@ def fill_report(fill: Fill) -> FillReport:
         fee=fill.fee,
         time_ms=fill.time,
         oid=fill.oid,
+        closed_pnl=fill.closed_pnl,
     )
 
 

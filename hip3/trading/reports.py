@@ -40,6 +40,9 @@ class FillReport:
     fee: Decimal
     time_ms: int  # exchange time of the fill
     oid: int | None = None
+    # The exchange's realized PnL of this fill (gross of fees): what counts when the tracker can't
+    # apply the fill itself because a snapshot already holds it.
+    closed_pnl: Decimal = Decimal(0)
 
     @property
     def coin(self) -> str:

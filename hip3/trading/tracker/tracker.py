@@ -358,13 +358,17 @@ class Tracker:
             # Not from a reservation of ours (liquidation, manual trade, another client, a cloid of
             # an earlier run): decided per fill, by its time against the last adopted snapshot.
             if self._fences.in_snapshot(market, fill.time_ms):
+                # The snapshot set the size (a correction realizes nothing); the money this fill
+                # made or lost is known only from the exchange's closedPnl: it counts here.
                 self.stats.fills_in_snapshot += 1
+                self._positions.realized_pnl += fill.closed_pnl
                 log.info(
-                    "fill %s in %s is inside the last adopted snapshot; fee counted only",
+                    "fill %s in %s is inside the last adopted snapshot; fee and closed PnL %s counted only",
                     fill.trade_id,
                     market,
+                    fill.closed_pnl,
                 )
-                self._fences.touch()  # publish the fee
+                self._fences.touch()  # publish the fee and the PnL
                 return []
             return self._move(market, fill.side, fill.sz, fill.px, now)
         was_open = entry.is_open

@@ -6,6 +6,7 @@ not fixed yet; its reason says what goes wrong.
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from hip3.core import Side
@@ -22,15 +23,6 @@ def long_two(t):
     assert t.position_size(TSLA) == D(2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "A foreign partial close (manual / liquidation, no cloid) whose stream fill arrives after a "
-        "resync already corrected the size (a non-flat correction needs no second snapshot) is counted "
-        "as 'inside the snapshot': the position is right but its realized loss never reaches "
-        "realized_pnl, so the daily-loss stop never sees it (the fill's closedPnl is not carried)"
-    ),
-)
 def test_a_foreign_partial_close_seen_first_by_a_resync_still_counts_its_realized_loss():
     # Long 2 @ 10. A manual close sells 1 @ 9 at T0. The periodic resync at T0+300 (its fence taken
     # before the fill reached the bot) says long 1: corrected at once. The stream fill comes after.
@@ -38,7 +30,8 @@ def test_a_foreign_partial_close_seen_first_by_a_resync_still_counts_its_realize
     long_two(t)
     t.apply_snapshot(t.begin_fetch(), chs((TSLA, 1, 10), time_ms=T0 + 300), 60.0)
     assert t.position_size(TSLA) == D(1)
-    t.apply_fills(fills_msg(fill(TSLA, Side.SELL, 1, 9, time_ms=T0)), 60.5)
+    close = attrs.evolve(fill(TSLA, Side.SELL, 1, 9, time_ms=T0), closed_pnl=D(-1))
+    t.apply_fills(fills_msg(close), 60.5)
     assert t.position_size(TSLA) == D(1)  # not applied twice
     assert t.realized_pnl == D(-1)  # the loss of the close reaches the daily-loss stop
 
@@ -66,3 +59,25 @@ def test_an_abandoned_flatten_settled_by_resync_still_counts_its_realized_loss()
     t.apply_fills(fills_msg(fill(TSLA, Side.SELL, 2, 9, cloid=flatten.cloid, time_ms=T0 + 1_000)), 132.0)
     assert t.position_size(TSLA) == 0
     assert t.realized_pnl == D(-2)
+
+
+def test_the_edge_carries_the_exchanges_closed_pnl_of_a_fill() -> None:
+    from hip3.hyperliquid.events import Fill
+    from hip3.trading.edge import fill_report
+
+    raw = Fill(
+        coin="xyz:TSLA",
+        px=D(9),
+        sz=D(1),
+        side=Side.SELL,
+        time=T0,
+        start_position=D(2),
+        dir="Close Long",
+        closed_pnl=D("-1.5"),
+        hash="0x0",
+        oid=7,
+        crossed=True,
+        fee=D("0.01"),
+        tid=99,
+    )
+    assert fill_report(raw).closed_pnl == D("-1.5")
