@@ -141,7 +141,7 @@ def bench_detector(iterations: int) -> BenchResult:
     from hip3.strategy.gates import GateParams, GateState, evaluate_gates
 
     updates = _simulated_updates(max(60.0, iterations / 8))[:iterations]  # ~13 updates/s
-    detector_params = DetectorParams(min_book_notional=200, normal_book_notional=2000, min_edge_bps=3)
+    detector_params = DetectorParams(min_book_notional=200, min_edge_bps=3, baseline_warmup_secs=0)
     gate_params = GateParams()
 
     def one_pass() -> tuple[float, int, int]:
@@ -166,7 +166,7 @@ def bench_detector(iterations: int) -> BenchResult:
                 detector[key] = observe_oracle(ms, dstate, detector_params, now)
                 continue
             signal, detector[key] = evaluate(
-                ms, dstate, spec, detector_params, now, max_notional=Decimal(100)
+                ms, dstate, spec, detector_params, now, max_notional=Decimal(100), taker_fee_bps=Decimal(9)
             )
             signals += signal is not None
         return (time.perf_counter() - start) / len(updates), signals, blocked
@@ -212,12 +212,21 @@ def bench_memory(iterations: int) -> BenchResult:
     return BenchResult("memory", "\n".join(lines), ok=ok)
 
 
+def bench_edge(iterations: int) -> BenchResult:
+    """Capture ratio and net PnL after fees per simulator seed (scripts/edge_bench.py; ~1.5 min per seed)."""
+    import edge_bench
+
+    lines, ok = edge_bench.run(edge_bench.DEFAULT_SEEDS, edge_bench.DEFAULT_SECONDS)
+    return BenchResult("edge", "edge (bot vs simulator, default config):\n" + "\n".join(lines), ok=ok)
+
+
 BENCHES: dict[str, Callable[[int], BenchResult]] = {
     "signing": bench_signing,
     "detector": bench_detector,
     "feed": bench_feed,
     "tick_to_order": bench_tick_to_order,
     "memory": bench_memory,
+    "edge": bench_edge,
 }
 
 

@@ -132,7 +132,9 @@ def bot_config(urls: dict[str, str], master: str, state_dir: Path) -> Any:
                 "max_concurrent_positions": 4,
                 "position_resync_interval_secs": 30,
             },
-            "detector": {"min_book_notional": 200, "normal_book_notional": 2000, "min_edge_bps": 3},
+            # The exchange double has no weekend and no structural gap to learn first.
+            "sessions": [],
+            "detector": {"min_book_notional": 200, "min_edge_bps": 3, "baseline_warmup_secs": 0},
             "executor": {"max_orders_per_second": 50},
             "hard_stop": {"state_file": str(state_dir / "hard_stop.json")},
             "journal": {"path": os.environ.get("BENCH_JOURNAL", str(state_dir / "journal.sqlite"))},

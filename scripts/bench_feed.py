@@ -144,7 +144,7 @@ class Rig:
         self.cells = MarketCells(self.specs)
         self.scanner = SignalScanner(
             self.specs,
-            DetectorParams(min_book_notional=200, normal_book_notional=2000, min_edge_bps=3),
+            DetectorParams(min_book_notional=200, min_edge_bps=3, baseline_warmup_secs=0),
             GateParams(),
             max_notional=Decimal(100),
         )

@@ -92,8 +92,11 @@ class Kill9Result:
 
 def bot_config(sim: Sim, master: str, state: Path) -> str:
     """TOML: trading the simulator's TSLA, quick exits and timeouts, the journal in `state`."""
+    # The simulator's market has no weekend and no structural gap: neither the date nor a baseline
+    # warm-up after each restart may hold entries back.
     return f"""
 mode = "trading"
+sessions = []
 [network]
 name = "testnet"
 info_url = "{sim.info_url}"
@@ -112,6 +115,7 @@ position_resync_interval_secs = 5
 [detector]
 oracle_direction_filter = false
 signal_dedup = false
+baseline_warmup_secs = 0
 [gates]
 max_bbo_age_ms = 0
 time_regression_hold_secs = 0

@@ -428,6 +428,9 @@ def soak_config(sim: Sim, master: str, state_dir: Path) -> dict[str, Any]:
     cfg["exits"] = {**cfg["exits"], "retry_backoff_initial_secs": 0.2, "retry_backoff_max_secs": 1}
     cfg["shutdown"] = {"flatten_on_shutdown": True, "settle_timeout_secs": 5}
     cfg["journal"] = {"path": str(state_dir / "journal.sqlite3")}  # the write-ahead path as in production
+    # A soak exercises the machinery, not the edge: trade from the first seconds (no baseline
+    # warm-up) and on small lags (a low fee override), so a short soak still sends orders.
+    cfg["detector"] = {**cfg.get("detector", {}), "baseline_warmup_secs": 0, "taker_fee_bps": 1}
     return cfg
 
 

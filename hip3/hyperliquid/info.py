@@ -80,6 +80,7 @@ class Discovery:
 
     specs: dict[str, MarketSpec]
     perp_dex: PerpDex | None
+    meta: Meta | None = None  # the meta(dex) the specs came from (per-asset fee fields)
 
 
 def info_weight(request: dict[str, Any]) -> int:
@@ -295,7 +296,7 @@ class InfoClient:
                 max_leverage=asset.max_leverage,
                 only_isolated=asset.only_isolated,
             )
-        return Discovery(specs=specs, perp_dex=perp_dex)
+        return Discovery(specs=specs, perp_dex=perp_dex, meta=meta)
 
 
 def _unknown_coin(coin: str, dex: str, listed: dict[str, Any]) -> str:

@@ -57,6 +57,7 @@ class MarketState:
     oracle_changed_at: float | None = None  # trio time the oracle *value* last changed
     last_exchange_time: int | None = None  # Bbo.time (exchange ms) of the newest bbo
     time_regressed_at: float | None = None  # trio time a bbo's exchange time went backwards
+    time_regression_ms: int = 0  # by how much it went backwards then (ms)
     updates: int = 0
     mid: Decimal | None = attrs.field(
         default=attrs.Factory(lambda self: mid_px(self.bbo), takes_self=True)
@@ -130,9 +131,9 @@ def spread_of(bbo: Bbo | None, mid: Decimal | None) -> Decimal | None:
 
 def with_bbo(state: MarketState, bbo: Bbo, now: float) -> MarketState:
     """The state after receiving `bbo` at trio time `now` (pure)."""
-    regressed_at = state.time_regressed_at
+    regressed_at, regression_ms = state.time_regressed_at, state.time_regression_ms
     if state.last_exchange_time is not None and bbo.time < state.last_exchange_time:
-        regressed_at = now
+        regressed_at, regression_ms = now, state.last_exchange_time - bbo.time
     # The new (earlier) exchange time becomes the baseline: later data is judged monotonic against it.
     mid = mid_px(bbo)
     # Built field by field rather than with attrs.evolve: this runs for every message, and evolve's
@@ -146,6 +147,7 @@ def with_bbo(state: MarketState, bbo: Bbo, now: float) -> MarketState:
         oracle_changed_at=state.oracle_changed_at,
         last_exchange_time=bbo.time,
         time_regressed_at=regressed_at,
+        time_regression_ms=regression_ms,
         updates=state.updates + 1,
         mid=mid,
         spread_bps=spread_of(bbo, mid),
@@ -166,6 +168,7 @@ def with_ctx(state: MarketState, ctx: AssetCtx, now: float) -> MarketState:
         oracle_changed_at=oracle_changed_at,
         last_exchange_time=state.last_exchange_time,
         time_regressed_at=state.time_regressed_at,
+        time_regression_ms=state.time_regression_ms,
         updates=state.updates + 1,
         mid=state.mid,
         spread_bps=state.spread_bps,

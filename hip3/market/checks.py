@@ -21,7 +21,7 @@ The comparisons are pure functions; `MarketChecker` applies them and logs transi
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Protocol
 
@@ -160,10 +160,17 @@ class MarketChecker:
     Logs each transition once.
     """
 
-    def __init__(self, dex: str, specs: Mapping[MarketKey, MarketSpec], cells: ConditionsCells) -> None:
+    def __init__(
+        self,
+        dex: str,
+        specs: Mapping[MarketKey, MarketSpec],
+        cells: ConditionsCells,
+        on_meta: Callable[[Meta], None] | None = None,
+    ) -> None:
         self.dex = dex
         self.specs = specs
         self.cells = cells
+        self.on_meta = on_meta  # also told about each fresh meta (the fee table re-reads its fee fields)
         self.stats = MarketCheckStats()
         self._dex_missing = False
 
@@ -226,6 +233,8 @@ class MarketChecker:
             log.warning("market check: meta(%r) failed, halts and parameters unchanged: %s", self.dex, exc)
         else:
             self.apply_meta(meta)
+            if self.on_meta is not None:
+                self.on_meta(meta)
 
 
 async def run_market_checks(
@@ -235,11 +244,12 @@ async def run_market_checks(
     cells: ConditionsCells,
     interval_secs: float,
     *,
+    on_meta: Callable[[Meta], None] | None = None,
     task_status: trio.TaskStatus[MarketChecker] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Re-check every `interval_secs` (0 = off: returns at once); the first check is one interval
     after start, since discovery has just read the same data."""
-    checker = MarketChecker(dex, specs, cells)
+    checker = MarketChecker(dex, specs, cells, on_meta)
     task_status.started(checker)
     if interval_secs <= 0:
         log.info("market checks off (gates.param_check_interval_secs = 0)")

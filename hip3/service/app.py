@@ -20,6 +20,7 @@ import os
 import signal
 from collections import Counter
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 
 import attrs
 import trio
@@ -28,7 +29,7 @@ from hip3.clock import utc_day, wall_clock_ms
 from hip3.core import MarketKey, MarketSpec
 from hip3.histogram import LAG_BUCKETS_SECS, Histogram
 from hip3.hyperliquid import signing, wire
-from hip3.hyperliquid.events import ActionOk, OrderError, StatusSuccess
+from hip3.hyperliquid.events import ActionOk, Meta, OrderError, StatusSuccess, UserFees
 from hip3.hyperliquid.info import InfoClient, InfoError, NotListedError, open_info_client
 from hip3.hyperliquid.ws import WsSession, open_ws_session
 from hip3.market.cells import MarketCells
@@ -44,7 +45,10 @@ from hip3.service.keys import KeyLoadError, SecretKey, load_signing_key
 from hip3.service.metrics import bot_registry, run_loop_lag_probe, serve_metrics
 from hip3.service.recovery import Recovered, RecoveryFailed, count_in_daily_loss, settle_orders_in_doubt
 from hip3.service.sdnotify import Notifier, notifier_from_env, run_service_notify, watchdog_interval
+from hip3.strategy.accounting import EdgeLedger
+from hip3.strategy.fees import TIER0_FEES, FeeTable
 from hip3.strategy.scanner import SignalScanner, run_detector
+from hip3.strategy.sessions import SessionCalendar
 from hip3.trading.edge import account_snapshot
 from hip3.trading.executor.signer import L1OrderSigner
 from hip3.trading.executor.task import Executor, run_executor
@@ -52,7 +56,9 @@ from hip3.trading.exits import ExitPlanner, ShutdownOutcome, run_exits, shutdown
 from hip3.trading.hardstop import HardStop, is_benign_reject, run_hard_stop_persistence
 from hip3.trading.messages import (
     FlattenRequest,
+    PositionClosed,
     PositionEvent,
+    PositionOpened,
     Signal,
 )
 from hip3.trading.resync import ResyncStats, ResyncTrigger, run_resync
@@ -68,15 +74,71 @@ EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_NOT_SETTLED, EXIT_ABORTED = 0, 1, 2, 3,
 STATUS_INTERVAL_SECS = 10.0
 
 
-def signal_scanner(cfg: Config, specs: Mapping[MarketKey, MarketSpec]) -> SignalScanner:
-    """The detector task's state, configured from the [detector], [gates], [position] and [markets] sections."""
+def signal_scanner(
+    cfg: Config, specs: Mapping[MarketKey, MarketSpec], fees: FeeTable | None = None
+) -> SignalScanner:
+    """The detector task's state, configured from the [detector], [gates], [position], [markets]
+    and [[sessions]] sections; `fees` holds each market's taker fee (tier 0 when None)."""
     return SignalScanner(
         specs,
         cfg.detector,
         cfg.gates,
         max_notional=cfg.position.max_notional_per_market,
         threshold_overrides=cfg.markets.threshold_bps,
+        edge_ceilings=cfg.markets.max_edge_bps,
+        fees=fees if fees is not None else fee_table(cfg, specs),
+        calendar=SessionCalendar(cfg.sessions),
     )
+
+
+def fee_table(
+    cfg: Config,
+    specs: Mapping[MarketKey, MarketSpec],
+    account: UserFees | None = None,
+    source: str = "tier 0",
+) -> FeeTable:
+    """Taker fees per market: the account's rates (tier 0 without them) and the configured overrides."""
+    overrides: dict[MarketKey, Decimal] = {}
+    for market in specs:
+        override = cfg.markets.taker_fee_bps.get(market.coin, cfg.detector.taker_fee_bps)
+        if override is not None:
+            overrides[market] = override
+    return FeeTable(specs, account or TIER0_FEES, account_source=source, overrides=overrides)
+
+
+async def startup_fees(
+    cfg: Config, info: InfoClient, specs: Mapping[MarketKey, MarketSpec], meta: Meta | None
+) -> FeeTable:
+    """The account's rates from `userFees` (tier 0 without an account, or when the query fails: the
+    highest rate, so the threshold errs towards not trading), applied to each market's meta entry."""
+    account: UserFees | None = None
+    source = "tier 0 (no account configured)"
+    if cfg.account.address is not None:
+        try:
+            account = await info.user_fees(cfg.account.address)
+            source = f"userFees of {cfg.account.address}"
+        except InfoError as exc:
+            source = "tier 0 (userFees failed)"
+            log.warning("userFees query failed, using tier-0 fees (the highest): %s", exc)
+    fees = fee_table(cfg, specs, account, source)
+    if meta is not None:
+        fees.apply_meta(meta)
+    log.info(
+        "account taker rate %s bps (%s)", f"{(fees.account_rate * 10_000).normalize():f}", fees.account_source
+    )
+    for line in fees.describe():
+        log.info("%s", line)
+    for market in specs:
+        threshold = cfg.markets.threshold_bps.get(market.coin)
+        if threshold is not None and threshold < 2 * fees.taker_bps(market):
+            log.warning(
+                "markets.threshold_bps.%s = %s is below the round trip's taker fees (2 x %s bps): "
+                "every entry there loses its fees",
+                market.coin,
+                threshold,
+                fees.taker_bps(market),
+            )
+    return fees
 
 
 @attrs.define
@@ -103,6 +165,14 @@ class Bot:
     flat_at_exit: bool | None = None
     metrics_address: tuple[str, int] | None = None  # where GET /metrics is served, when on
     shutdown: ShutdownOutcome | None = None
+    #: Round trips priced against the oracle (edge accounting).
+    edge: EdgeLedger = attrs.field(default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if self.edge is None:
+            self.edge = EdgeLedger(
+                oracle_of=lambda m: self.cells.get(m).oracle_px, taker_bps_of=self.scanner.fees.taker_bps
+            )
 
     @property
     def trading(self) -> bool:
@@ -247,7 +317,7 @@ async def _discover_and_run(
             ready=ReadyState(specs, trading=trading),
             hard_stop=hard_stop,
             journal=journal,
-            scanner=signal_scanner(cfg, specs),
+            scanner=signal_scanner(cfg, specs, await startup_fees(cfg, info, specs, discovery.meta)),
         )
         return await _run(bot, info, key, handle_signals, on_signal, task_status)
 
@@ -329,6 +399,7 @@ async def _run(
 
         def count_signal(sig: Signal) -> None:
             bot.signals_seen += 1
+            bot.edge.on_signal(sig)
             if bot.journal is not None:
                 bot.journal.record(sig)
             if on_signal is not None:
@@ -341,7 +412,7 @@ async def _run(
             signals_send if bot.trading else None,
         )
         bot.market_checks = await nursery.start(
-            run_market_checks,
+            functools.partial(run_market_checks, on_meta=functools.partial(_apply_fees, bot.scanner.fees)),
             info,
             cfg.markets.dex,
             bot.specs,
@@ -355,7 +426,9 @@ async def _run(
                 tracker=handle,
                 cells=bot.cells,
                 specs=bot.specs,
-                signer=L1OrderSigner(key.hex, cfg.network.is_mainnet, nonces),
+                signer=L1OrderSigner(
+                    key.hex, cfg.network.is_mainnet, nonces, entry_expiry_secs=cfg.executor.entry_expiry_secs
+                ),
                 user=user,
                 ws=ws,
                 info=info,
@@ -594,6 +667,24 @@ async def _watch_positions(bot: Bot, events: trio.MemoryReceiveChannel[PositionE
         async for event in events:
             if bot.journal is not None:
                 bot.journal.record(event)
+            # Edge accounting: each round trip priced against the oracle (the hard stop gets its
+            # money from `_watch_money`).
+            match event:
+                case PositionClosed():
+                    trip = bot.edge.on_closed(event)
+                    log.info("%s", trip.describe())
+                    if bot.journal is not None:
+                        bot.journal.note("round_trip", str(trip.market), trip.record_data())
+                case PositionOpened():
+                    bot.edge.on_opened(event)
+                case _:
+                    pass
+
+
+def _apply_fees(fees: FeeTable, meta: Meta) -> None:
+    """A fresh meta(dex) from the periodic market check: fee changes are logged per market."""
+    for line in fees.apply_meta(meta):
+        log.warning("%s", line)
 
 
 async def _watch_money(bot: Bot, tracker: TrackerHandle) -> None:

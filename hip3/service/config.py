@@ -342,12 +342,14 @@ def _config_rules(cfg: Config) -> list[str]:
         problems.append(
             'account.address: required when mode = "trading" (the master account that owns positions)'
         )
-    fee = cfg.detector.effective_taker_fee_bps
+    # Fees come from the exchange at startup (checked there); a configured fee is known now.
     for coin, bps in cfg.markets.threshold_bps.items():
-        if bps < fee:
+        fee = cfg.markets.taker_fee_bps.get(coin, cfg.detector.taker_fee_bps)
+        if fee is not None and bps < 2 * fee:
             problems.append(
-                f"{_join('markets.threshold_bps', coin)}: must be >= detector's effective taker fee ({fee} bps "
-                f"= taker_fee_bps x hip3_fee_multiplier), got {bps} (below it every entry loses its fee)"
+                f"{_join('markets.threshold_bps', coin)}: must be >= the round trip's taker fees "
+                f"({2 * fee} bps = 2 x the configured {fee} bps), got {bps} (below it every round trip "
+                "loses its fees)"
             )
     problems += must_be_le(
         "detector.min_order_notional",
@@ -509,6 +511,8 @@ def _toml_value(value: Any, *, is_url: bool = False) -> str:
 def config_to_text(cfg: Config) -> str:
     """The effective config (defaults filled in) as TOML, with credentials in URLs masked."""
     lines = [f"mode = {_toml_value(cfg.mode)}"]
+    if not cfg.sessions:
+        lines.append("sessions = []")
     for attribute in attrs.fields(Config):
         section = getattr(cfg, attribute.name)
         if not attrs.has(type(section)):
@@ -521,6 +525,20 @@ def config_to_text(cfg: Config) -> str:
                 lines.append(f"# {field.name} is not set")
                 continue
             lines.append(f"{field.name} = {_toml_value(value, is_url=field.name.endswith('_url'))}")
+    for window in cfg.sessions:
+        lines += ["", "[[sessions]]"]
+        for name in (
+            "name",
+            "start",
+            "end",
+            "time_zone",
+            "days",
+            "dex",
+            "coins",
+            "action",
+            "threshold_multiplier",
+        ):
+            lines.append(f"{name} = {_toml_value(getattr(window, name))}")
     return "\n".join(lines) + "\n"
 
 

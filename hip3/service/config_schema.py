@@ -21,6 +21,7 @@ from attrs import field, frozen
 from hip3.hyperliquid.ws import WebsocketParams
 from hip3.params import (
     Address,
+    Bps,
     Check,
     CoinName,
     DexName,
@@ -33,6 +34,7 @@ from hip3.params import (
 )
 from hip3.strategy.detector import DetectorParams
 from hip3.strategy.gates import GateParams
+from hip3.strategy.sessions import XYZ_WEEKEND, SessionWindow
 from hip3.trading.executor.task import ExecutorParams
 from hip3.trading.exits import ExitParams, ShutdownParams
 from hip3.trading.hardstop import HardStopParams
@@ -126,7 +128,13 @@ class MarketsConfig:
     dex: Annotated[str, DexName()] = param("xyz", "the HIP-3 dex whose markets are traded")
     coins: tuple[Annotated[str, CoinName()], ...] = param(("*",), 'coins without the dex prefix, or ["*"]')
     threshold_bps: Mapping[str, PositiveBps] = param(
-        factory=dict, doc="per-coin all-in entry threshold, replacing fee + slippage + min edge"
+        factory=dict, doc="per-coin all-in entry threshold, replacing fees + exit cost + min edge"
+    )
+    taker_fee_bps: Mapping[str, Bps] = param(
+        factory=dict, doc="per-coin taker fee (bps per fill) overriding the exchange's"
+    )
+    max_edge_bps: Mapping[str, Bps] = param(
+        factory=dict, doc="per-coin edge ceiling (bps) replacing gates.max_edge_bps"
     )
 
     @property
@@ -187,6 +195,9 @@ class Config:
     journal: JournalConfig = field(factory=JournalConfig)
     logging: LoggingConfig = field(factory=LoggingConfig)
     metrics: MetricsConfig = field(factory=MetricsConfig)
+
+    #: Oracle sessions ([[sessions]] tables); the trade.xyz weekend unless the file says otherwise.
+    sessions: tuple[SessionWindow, ...] = field(default=(XYZ_WEEKEND,))
 
     @property
     def is_mainnet(self) -> bool:

@@ -21,6 +21,7 @@ from hip3.service.app import run_bot
 from hip3.service.config import config_from_mapping
 from hip3.service.keys import SecretKey
 from hip3.service.logs import setup_logging
+from hip3.service.scoring import RunScore, score_run
 from hip3.sim import load_sim_config, open_sim
 
 log = logging.getLogger("hip3.service.demo")
@@ -46,7 +47,9 @@ def demo_config(sim: Any, master: str, state_dir: Path, *, network: str) -> dict
             "max_concurrent_positions": 4,
             "position_resync_interval_secs": 30,
         },
-        "detector": {"min_book_notional": 200, "normal_book_notional": 2000, "min_edge_bps": 3},
+        # The simulator's oracle is externally priced (unless its internal-pricing mode is on), whatever
+        # the date: the trade.xyz weekend calendar is for the real dex. Everything else is the default.
+        "sessions": [],
         "exits": {"time_stop_secs": 15},
         "shutdown": {"flatten_on_shutdown": True, "settle_timeout_secs": 5},
         "hard_stop": {"state_file": str(state_dir / "hard_stop.json")},
@@ -69,14 +72,45 @@ async def run_demo(seconds: float | None, seed: int | None, port: int) -> int:
                 "simulator on %s; throwaway master %s, agent %s", sim.info_url, master, agent_key.address
             )
             outcome: dict[str, int] = {}
+            outcome_bot: dict[str, Any] = {}
             async with trio.open_nursery() as nursery:
                 bot = await nursery.start(_bot, cfg, agent_key, outcome, nursery.cancel_scope)
+                outcome_bot["bot"] = bot
                 if seconds is not None:
                     nursery.start_soon(_stop_later, bot, seconds)
             positions = sim.engine.positions(master)
             open_positions = {c: s for c, s in positions.items() if s != 0}
             log.info("simulator's final positions for the master account: %s", open_positions or "flat")
+            if "bot" in outcome_bot:
+                for line in summary_lines(sim, master, outcome_bot["bot"]):
+                    log.info("%s", line)
             return outcome.get("code", 1)
+
+
+async def run_scored(seconds: float, seed: int | None, port: int = 0) -> RunScore:
+    """One scored run, as `hip3 demo` runs it (default bot config, shipped simulator with `seed`):
+    what `scripts/bench --only edge` measures per seed."""
+    sim_cfg = load_sim_config(None)
+    if seed is not None:
+        sim_cfg = sim_cfg.with_seed(seed)
+    agent_key = SecretKey("0x" + secrets.token_hex(32), source="throwaway bench key")
+    master = address_of("0x" + secrets.token_hex(32))
+    with tempfile.TemporaryDirectory(prefix="hip3-bench-") as tmp:
+        async with open_sim(sim_cfg, port=port) as sim:
+            sim.engine.fund(master, DEMO_BALANCE_USD)
+            sim.engine.approve_agent(master, agent_key.address)
+            cfg = config_from_mapping(demo_config(sim, master, Path(tmp), network="testnet"))
+            outcome: dict[str, int] = {}
+            async with trio.open_nursery() as nursery:
+                bot = await nursery.start(_bot, cfg, agent_key, outcome, nursery.cancel_scope)
+                nursery.start_soon(_stop_later, bot, seconds)
+            return score_run(sim, master, bot)
+
+
+def summary_lines(sim: Any, master: str, bot: Any) -> list[str]:
+    """The run in numbers: the simulator's dislocations against the bot's round trips and PnL."""
+    score = score_run(sim, master, bot)
+    return [f"summary: {line}" for line in score.describe_lines()]
 
 
 async def _bot(

@@ -56,6 +56,29 @@ class RoundTrip:
     def net_bps(self) -> Decimal:
         return self.net_pnl / self.entry_notional * BPS if self.entry_notional > 0 else ZERO
 
+    def record_data(self) -> dict[str, str | float | None]:
+        """The journal's record of this round trip (money and bps as exact decimal strings)."""
+
+        def text(value: Decimal | None) -> str | None:
+            return None if value is None else str(value)
+
+        return {
+            "side": self.side.name.lower(),
+            "size": str(self.size),
+            "signal_edge_bps": text(self.signal_edge_bps),
+            "threshold_bps": text(self.threshold_bps),
+            "entry_px": str(self.entry_px),
+            "entry_oracle_px": text(self.entry_oracle_px),
+            "entry_vs_oracle_bps": text(self.entry_vs_oracle_bps),
+            "exit_px": str(self.exit_px),
+            "exit_oracle_px": text(self.exit_oracle_px),
+            "exit_vs_oracle_bps": text(self.exit_vs_oracle_bps),
+            "fees": str(self.fees),
+            "gross_pnl": str(self.gross_pnl),
+            "net_pnl": str(self.net_pnl),
+            "held_secs": self.held_secs,
+        }
+
     def describe(self) -> str:
         def bps(value: Decimal | None) -> str:
             return "?" if value is None else f"{value:.1f}"
@@ -137,7 +160,7 @@ class EdgeLedger:
             size=event.size,
             entry_px=event.entry_px,
             exit_px=event.exit_px,
-            signal_edge_bps=signal.raw_edge_bps if signal else None,
+            signal_edge_bps=signal.edge_bps if signal else None,
             threshold_bps=signal.threshold_bps if signal else None,
             entry_oracle_px=signal.oracle_px if signal else None,
             entry_vs_oracle_bps=signed_bps(entry_side, event.entry_px, signal.oracle_px) if signal else None,

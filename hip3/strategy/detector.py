@@ -1,9 +1,12 @@
 """The dislocation detector: pure functions from one market's latest data to an optional `Signal`.
 
-A buy signal means the best ask sits below the oracle by more than the all-in cost threshold
-(a stale ask after the oracle rose); a sell signal means the best bid sits above it. The math
-follows reference/original-system.md §3 (edges §3.2, threshold §3.3, filters §3.5, size §3.6);
-the seed's optional extras (adaptive threshold, baseline, confidence, sessions) are left out.
+A buy signal means the best ask sits below the oracle by more than the round trip costs (a stale
+ask after the oracle rose); a sell signal means the best bid sits above it. The round trip
+(`hip3.strategy.entry.Threshold`): the market's taker fee in and out (from the exchange,
+`hip3.strategy.fees`), the expected cost of getting out (the market's typical half-spread once
+its book has caught up, measured here, with a floor) and a margin, `min_edge_bps`. Edges are
+measured against the market's structural book–oracle gap (a slow average, `entry.SlowAverage`),
+not against zero, so a book that always sits away from the oracle is never "edge".
 
 Everything here is pure: state goes in and the new state comes out, so the rules are tested
 without an event loop. The detector task (`hip3.strategy.scanner`) owns the per-market state.
@@ -19,27 +22,32 @@ from typing import Annotated
 import attrs
 from attrs import frozen
 
-from hip3.core import MIN_OPEN_NOTIONAL, MarketSpec, Side, Size
+from hip3.core import MIN_OPEN_NOTIONAL, MarketSpec, Side
 from hip3.market.cells import BPS, MarketState, is_valid_bbo
 from hip3.params import (
     Bps,
     CountOrOff,
-    Fraction,
     Ge,
     NonNegativeUsd,
     Secs,
-    Usd,
+    SecsOrOff,
     Warn,
-    must_be_lt,
     param,
     parameters,
 )
+from hip3.strategy.entry import (
+    ONE,
+    SlowAverage,
+    Threshold,
+    brackets,
+    edge_above_baseline,
+    half_spread_bps,
+    signed_gap_bps,
+    take_size,
+)
 from hip3.trading.messages import Signal
 
-#: Size is capped a little under the notional limit: the tracker values orders at the limit
-#: price and the executor may move it by the slippage bound.
-NOTIONAL_CAP_BUFFER = Decimal("0.99")
-#: No per-coin threshold overrides.
+#: No per-coin overrides.
 NO_OVERRIDES: Mapping[str, Decimal] = MappingProxyType({})
 #: Bound on the oracle moves remembered per market (only the current run within the window counts).
 MAX_REMEMBERED_MOVES = 64
@@ -47,49 +55,44 @@ MAX_REMEMBERED_MOVES = 64
 
 @frozen(field_transformer=parameters("detector"))
 class DetectorParams:
-    """`[detector]`: the entry threshold, sizing and the oracle filters."""
+    """`[detector]`: the round-trip entry rule, the structural baseline, sizing and the oracle filters.
 
-    taker_fee_bps: Annotated[
-        Decimal, Ge(1, "no fee tier of the exchange charges less than about 1.4 bps base taker")
-    ] = param(Decimal("4.5"), "base-tier taker fee (bps) before the HIP-3 multiplier")
-    # The exchange's multiplier is (scale + max(scale, 1)) x 0.1 in growth mode: 0.1 at the least, never 0.
-    hip3_fee_multiplier: Annotated[
-        Decimal,
-        Ge(Decimal("0.1"), "the exchange's HIP-3 multiplier is 0.1 at the least (growth mode, scale 0)"),
-    ] = param(Decimal(2), "HIP-3 markets charge this multiple of the base taker fee")
-    slippage_bps: Bps = param(Decimal(2), "expected slippage, a threshold component")
+    Fees are not set here: each market's taker rate comes from the exchange (`userFees` × the
+    asset's HIP-3 multiplier); `taker_fee_bps` only overrides it.
+    """
+
     min_edge_bps: Annotated[
-        Decimal, Ge(0), Warn(lambda v: v == 0, "no edge is required beyond fees and slippage")
-    ] = param(Decimal(5), "edge required on top of fees and slippage")
-    sizing_alpha: Fraction = param(Decimal("0.10"), "order size as a fraction of the touched level")
-    min_book_notional: NonNegativeUsd = param(
-        Decimal(500), "no signal at or below this touched notional (USD)"
+        Decimal,
+        Ge(0),
+        Warn(lambda v: v == 0, "no margin is required beyond the round trip's fees and exit cost"),
+    ] = param(
+        Decimal("0.5"), "margin required above the round trip (taker fee in and out + expected exit cost)"
     )
-    normal_book_notional: Usd = param(Decimal(5000), "full size at or above this touched notional (USD)")
+    taker_fee_bps: Bps | None = param(
+        None,
+        "taker fee for every market (bps per fill), overriding the exchange's; unset = from the exchange",
+    )
+    min_exit_cost_bps: Bps = param(
+        Decimal(1), "floor of the expected exit cost (each market's measured half-spread once caught up)"
+    )
+    exit_cost_secs: Secs = param(60.0, "time constant of each market's half-spread average (s)")
+    baseline_secs: Secs = param(300.0, "time constant of each market's book-oracle gap average (s)")
+    baseline_warmup_secs: SecsOrOff = param(
+        5.0,
+        "no entries in a market until its gap average has watched it this long (s; 0 = no baseline at all)",
+    )
+    min_book_notional: NonNegativeUsd = param(
+        Decimal(50), "no entry when the level taken shows less than this (USD)"
+    )
     min_order_notional: Annotated[Decimal, Ge(MIN_OPEN_NOTIONAL)] = param(
         Decimal(11), "smallest order sent (USD)"
     )
     oracle_direction_filter: bool = param(True, "buy only after the oracle rose (sell after it fell)")
     oracle_window_secs: Secs = param(10.0, "window for counting oracle moves")
-    min_consecutive_oracle_moves: CountOrOff = param(2, "same-direction oracle moves required (0 = none)")
+    min_consecutive_oracle_moves: CountOrOff = param(1, "same-direction oracle moves required (0 = none)")
     min_oracle_move_bps: Bps = param(Decimal(2), "smaller oracle changes are not moves")
     signal_dedup: bool = param(True, "one signal per market, side and oracle price")
     max_entry_spread_bps: Bps = param(Decimal(0), "no entry when the spread is wider (0 = off)")
-
-    @property
-    def effective_taker_fee_bps(self) -> Decimal:
-        """The taker fee a HIP-3 fill actually pays: base tier x the HIP-3 multiplier."""
-        return self.taker_fee_bps * self.hip3_fee_multiplier
-
-    def problems(self) -> list[str]:
-        return list(
-            must_be_lt(
-                "detector.min_book_notional",
-                self.min_book_notional,
-                "detector.normal_book_notional",
-                self.normal_book_notional,
-            )
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,11 +142,16 @@ class OracleTracker:
 
 @frozen
 class DetectorMarketState:
-    """Per-market detector memory: oracle direction and the oracle of the last signal per side (dedup)."""
+    """Per-market detector memory: oracle direction, the oracle of the last signal per side (dedup),
+    the slow average of the book–oracle gap (structural baseline) and of the caught-up half-spread."""
 
     oracle: OracleTracker = OracleTracker()
     last_buy_oracle: Decimal | None = None
     last_sell_oracle: Decimal | None = None
+    gap: SlowAverage = attrs.field(factory=SlowAverage)  # signed (mid − oracle) / oracle, bps
+    half_spread: SlowAverage = attrs.field(
+        factory=SlowAverage
+    )  # bps, sampled while the book brackets fair value
 
     def last_signal_oracle(self, side: Side) -> Decimal | None:
         return self.last_buy_oracle if side is Side.BUY else self.last_sell_oracle
@@ -152,6 +160,19 @@ class DetectorMarketState:
         if side is Side.BUY:
             return attrs.evolve(self, last_buy_oracle=oracle)
         return attrs.evolve(self, last_sell_oracle=oracle)
+
+    def baseline_bps(self, now: float, params: DetectorParams) -> Decimal | None:
+        """The structural gap once warmed up; None before (the scanner blocks entries meanwhile)
+        and when the baseline is off (`baseline_warmup_secs = 0`: edges against the oracle alone)."""
+        if params.baseline_warmup_secs <= 0 or not self.gap.warmed(now, params.baseline_warmup_secs):
+            return None
+        return self.gap.value
+
+    def warming_up(self, now: float, params: DetectorParams) -> str | None:
+        """Why entries must still wait for the baseline, or None."""
+        if params.baseline_warmup_secs <= 0 or self.gap.warmed(now, params.baseline_warmup_secs):
+            return None
+        return f"measuring the book-oracle gap ({self.gap.age(now):.0f} of {params.baseline_warmup_secs:g} s)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,70 +191,63 @@ def edges(ms: MarketState) -> tuple[Decimal | None, Decimal | None]:
     return (oracle - ms.bbo.ask.px) / oracle * BPS, (ms.bbo.bid.px - oracle) / oracle * BPS
 
 
+def expected_exit_cost_bps(ms: MarketState, dstate: DetectorMarketState, params: DetectorParams) -> Decimal:
+    """The market's typical half-spread once caught up (the current one until measured), floored."""
+    measured = dstate.half_spread.value
+    if measured is None and ms.bbo is not None and is_valid_bbo(ms.bbo):
+        assert ms.bbo.bid is not None and ms.bbo.ask is not None
+        measured = half_spread_bps(ms.bbo.bid.px, ms.bbo.ask.px)
+    return max(params.min_exit_cost_bps, measured or Decimal(0))
+
+
 def threshold_for(
-    coin: str, params: DetectorParams, overrides: Mapping[str, Decimal] = NO_OVERRIDES
-) -> Decimal:
-    """All-in threshold (bps): the market's override if configured (`markets.threshold_bps`), else
-    fee × HIP-3 multiplier + slippage + edge."""
-    override = overrides.get(coin)
-    if override is not None:
-        return override
-    return params.taker_fee_bps * params.hip3_fee_multiplier + params.slippage_bps + params.min_edge_bps
-
-
-def liquidity_factor(book_notional: Decimal, params: DetectorParams) -> Decimal:
-    """0 at or below min_book_notional, 1 at or above normal_book_notional, linear between."""
-    if book_notional <= params.min_book_notional:
-        return Decimal(0)
-    if book_notional >= params.normal_book_notional:
-        return Decimal(1)
-    return (book_notional - params.min_book_notional) / (
-        params.normal_book_notional - params.min_book_notional
+    ms: MarketState,
+    dstate: DetectorMarketState,
+    params: DetectorParams,
+    *,
+    taker_fee_bps: Decimal,
+    override_bps: Decimal | None = None,
+    session_multiplier: Decimal = ONE,
+) -> Threshold:
+    """The round-trip threshold of this market now, with its parts."""
+    return Threshold(
+        entry_fee_bps=taker_fee_bps,
+        exit_fee_bps=taker_fee_bps,
+        exit_cost_bps=expected_exit_cost_bps(ms, dstate, params),
+        margin_bps=params.min_edge_bps,
+        session_multiplier=session_multiplier,
+        override_bps=override_bps,
     )
 
 
-def size_for(
-    book_px: Decimal,
-    book_sz: Decimal,
-    mid: Decimal,
-    spec: MarketSpec,
-    params: DetectorParams,
-    max_notional: Decimal,
-) -> Size:
-    """Order size for taking `book_sz` at `book_px` (§3.6), floored to the lot; 0 means "don't trade".
-
-    alpha share of the touched level, scaled by book liquidity; capped at the per-market notional
-    (with a 1 % buffer); raised to the minimum order notional when below it, but never beyond what
-    the book shows; the cap always wins.
-    """
-    if mid <= 0 or book_px <= 0 or book_sz <= 0:
-        return Size(Decimal(0))
-    lf = liquidity_factor(book_sz * book_px, params)
-    if lf <= 0:
-        return Size(Decimal(0))
-    size = params.sizing_alpha * lf * book_sz
-    min_size = params.min_order_notional / mid
-    if size < min_size:
-        size = min(min_size, book_sz)
-    max_size = max_notional * NOTIONAL_CAP_BUFFER / mid
-    size = min(size, max_size)
-    return spec.round_size(size)
+def worst_price(
+    side: Side, oracle: Decimal, break_even_bps: Decimal, baseline_bps: Decimal | None
+) -> Decimal:
+    """The last price at which taking still pays the round trip (the IOC limit never goes past it)."""
+    structural = Decimal(0)
+    if baseline_bps is not None:
+        structural = max(Decimal(0), baseline_bps if side is Side.SELL else -baseline_bps)
+    if side is Side.BUY:
+        return oracle * (1 - (break_even_bps + structural) / BPS)
+    return oracle * (1 + (break_even_bps + structural) / BPS)
 
 
 def _side_signal(
     side: Side,
-    edge: Decimal,
+    raw_edge: Decimal,
     ms: MarketState,
     dstate: DetectorMarketState,
     spec: MarketSpec,
     params: DetectorParams,
-    threshold: Decimal,
+    threshold: Threshold,
     max_notional: Decimal,
     now: float,
 ) -> Signal | None:
     assert ms.ctx is not None and ms.bbo is not None and ms.bbo.bid is not None and ms.bbo.ask is not None
     oracle = ms.ctx.oracle_px
-    if edge <= 0 or edge < threshold:
+    baseline = dstate.baseline_bps(now, params)
+    edge = edge_above_baseline(side, raw_edge, baseline)
+    if edge <= 0 or edge < threshold.total_bps:
         return None
     if params.signal_dedup and dstate.last_signal_oracle(side) == oracle:
         return None
@@ -243,39 +257,62 @@ def _side_signal(
         if moves < needed:
             return None
     level = ms.bbo.ask if side is Side.BUY else ms.bbo.bid
-    mid = ms.mid
-    assert mid is not None
-    size = size_for(level.px, level.sz, mid, spec, params, max_notional)
-    if size <= 0:
+    size = take_size(
+        level.px,
+        level.sz,
+        spec,
+        max_notional=max_notional,
+        min_book_notional=params.min_book_notional,
+        min_order_notional=params.min_order_notional,
+    )
+    if isinstance(size, str):
         return None
+    break_even = (
+        threshold.override_bps * threshold.session_multiplier
+        if threshold.override_bps
+        else threshold.cost_bps
+    )
     return Signal(
         market=spec.key,
         side=side,
-        raw_edge_bps=edge,
-        threshold_bps=threshold,
+        raw_edge_bps=raw_edge,
+        threshold_bps=threshold.total_bps,
         oracle_px=oracle,
         best_px=level.px,
         best_sz=level.sz,
         suggested_size=size,
         created_at=now,
+        threshold_detail=threshold.describe(),
+        structural_gap_bps=raw_edge - edge,
+        worst_px=worst_price(side, oracle, break_even, baseline),
     )
 
 
 def observe_oracle(
     ms: MarketState, dstate: DetectorMarketState, params: DetectorParams, now: float
 ) -> DetectorMarketState:
-    """Feed the market's current oracle to the direction tracker (`evaluate` does this itself).
+    """Feed the market's current data to the detector's memory (`evaluate` does this itself).
 
-    Call it for markets the gates block too, so oracle moves made while blocked still count once
-    the market is unblocked. Seeing the same oracle value again changes nothing.
+    The oracle's direction, the book–oracle gap and the caught-up half-spread. Call it for markets
+    the gates block too, so history made while blocked still counts once the market is unblocked.
+    Seeing the same data again at the same instant changes nothing.
     """
     if ms.ctx is None or ms.ctx.oracle_px <= 0:
         return dstate
+    oracle = ms.ctx.oracle_px
     at = ms.oracle_changed_at if ms.oracle_changed_at is not None else now
-    tracker = dstate.oracle.observe(
-        ms.ctx.oracle_px, at, params.min_oracle_move_bps, params.oracle_window_secs
-    )
-    return dstate if tracker is dstate.oracle else attrs.evolve(dstate, oracle=tracker)
+    tracker = dstate.oracle.observe(oracle, at, params.min_oracle_move_bps, params.oracle_window_secs)
+    gap, half = dstate.gap, dstate.half_spread
+    mid = ms.mid
+    if mid is not None:
+        assert ms.bbo is not None and ms.bbo.bid is not None and ms.bbo.ask is not None
+        gap = gap.observe(signed_gap_bps(oracle, mid), now, params.baseline_secs)
+        fair = oracle * (1 + (gap.value or Decimal(0)) / BPS)
+        if brackets(ms.bbo.bid.px, ms.bbo.ask.px, fair):
+            half = half.observe(half_spread_bps(ms.bbo.bid.px, ms.bbo.ask.px), now, params.exit_cost_secs)
+    if tracker is dstate.oracle and gap is dstate.gap and half is dstate.half_spread:
+        return dstate
+    return attrs.evolve(dstate, oracle=tracker, gap=gap, half_spread=half)
 
 
 def evaluate(
@@ -286,12 +323,15 @@ def evaluate(
     now: float,
     *,
     max_notional: Decimal,
-    threshold_overrides: Mapping[str, Decimal] = NO_OVERRIDES,
+    taker_fee_bps: Decimal,
+    threshold_override: Decimal | None = None,
+    session_multiplier: Decimal = ONE,
 ) -> tuple[Signal | None, DetectorMarketState]:
     """One look at one market: the signal it warrants now (if any) and the detector's new state.
 
-    `max_notional` is the per-market cap (`position.max_notional_per_market`); `threshold_overrides`
-    the per-coin thresholds of `markets.threshold_bps`.
+    `max_notional` is the per-market cap (`position.max_notional_per_market`); `taker_fee_bps` the
+    market's taker fee; `threshold_override` its all-in `markets.threshold_bps` if configured;
+    `session_multiplier` what the session calendar scales the threshold by now.
 
     Buy is evaluated first; sell only when there is no buy signal.
     """
@@ -303,7 +343,14 @@ def evaluate(
         spread = ms.spread_bps
         if spread is None or spread > params.max_entry_spread_bps:
             return None, dstate
-    threshold = threshold_for(spec.key.coin, params, threshold_overrides)
+    threshold = threshold_for(
+        ms,
+        dstate,
+        params,
+        taker_fee_bps=taker_fee_bps,
+        override_bps=threshold_override,
+        session_multiplier=session_multiplier,
+    )
     for side, edge in ((Side.BUY, buy_edge), (Side.SELL, sell_edge)):
         signal = _side_signal(side, edge, ms, dstate, spec, params, threshold, max_notional, now)
         if signal is not None:

@@ -19,16 +19,21 @@ from hip3.core import MarketKey
 from hip3.hyperliquid.events import Bbo
 from hip3.market.cells import BPS, MarketState, bbo_problem
 from hip3.params import Bps, CountOrOff, Fraction, Ge, SecsOrOff, Warn, param, parameters
+from hip3.strategy.sanity import oracle_sanity_problem
 
 GATE_ORDER = (
     "bbo_age",
     "ctx_age",
     "time_regression",
+    "session",
+    "oracle_stale",
+    "oracle_sanity",
     "mark_mid",
     "spread_shock",
     "oi_cap",
     "param_change",
     "halt",
+    "baseline",
 )
 
 
@@ -36,16 +41,32 @@ GATE_ORDER = (
 class GateParams:
     """`[gates]`: per-market data gates. A limit of 0 turns its gate off where noted."""
 
-    max_bbo_age_ms: Annotated[
-        int, Ge(0), Warn(lambda v: v == 0, "the book-age gate is off: entries may take a stale book")
-    ] = param(2000, "block a market whose best bid/offer is older (ms; 0 = off)")
+    # Off by default: the exchange sends bbo only on change, so a quiet book (the lagging book this
+    # strategy trades) is an old one; a dead feed is caught by ctx_age and the socket's silence timeout.
+    max_bbo_age_ms: CountOrOff = param(0, "block a market whose best bid/offer is older (ms; 0 = off)")
     max_ctx_age_ms: Annotated[
         int,
         Ge(0),
         Warn(lambda v: v == 0, "the oracle-age gate is off: the detector may trade against a stale oracle"),
     ] = param(8000, "block a market whose oracle/mark context is older (ms; 0 = off)")
+    # Off by default: the mark follows the oracle, so a book lagging the oracle is exactly a wide
+    # mark-mid gap; broken books (one-sided, crossed) are refused by the book checks anyway.
     max_mark_mid_divergence_bps: Bps = param(
-        Decimal(50), "block when mark and mid are further apart (bps of mid; 0 = off)"
+        Decimal(0), "block when mark and mid are further apart (bps of mid; 0 = off)"
+    )
+    max_oracle_mark_bps: Annotated[
+        Decimal, Ge(0), Warn(lambda v: v == 0, "the oracle sanity bound (oracle vs mark) is off")
+    ] = param(
+        Decimal(200),
+        "block when the oracle is further than this from the mark (bps; 0 = off): oracle not trusted",
+    )
+    max_edge_bps: Annotated[
+        Decimal, Ge(0), Warn(lambda v: v == 0, "the oracle sanity bound (edge ceiling) is off")
+    ] = param(
+        Decimal(200), "block when the edge against the oracle exceeds this (bps; 0 = off): oracle not trusted"
+    )
+    max_oracle_unchanged_secs: SecsOrOff = param(
+        60.0, "block entries when a market's oracle has not changed for this long (s; 0 = off)"
     )
     spread_ewma_alpha: Fraction = param(Decimal("0.05"), "smoothing of the spread average")
     spread_shock_multiplier: Annotated[Decimal, Ge(0)] = param(
@@ -53,8 +74,11 @@ class GateParams:
     )
     spread_shock_min_samples: CountOrOff = param(20, "spread samples before the spread-shock gate judges")
     max_oi_fraction: Fraction = param(Decimal("0.95"), "block entries at this fraction of the OI cap")
+    time_regression_tolerance_ms: CountOrOff = param(
+        250, "exchange time going back by at most this much is ignored (ms)"
+    )
     time_regression_hold_secs: SecsOrOff = param(
-        30.0, "block this long after exchange time went back (0 = off)"
+        2.0, "block this long after exchange time went back by more than the tolerance (s; 0 = off)"
     )
     # Read by the market-checks task (`hip3.market.checks`), which feeds the halt/param-change gates.
     param_check_interval_secs: SecsOrOff = param(300.0, "re-read market parameters this often (0 = off)")
@@ -103,13 +127,18 @@ def evaluate_gates(
     halted: bool,
     params_changed: bool,
     now: float,
+    session_block: str | None = None,
+    max_edge_bps: Decimal | None = None,
+    warming_up: str | None = None,
 ) -> tuple[GateVerdict, GateState]:
     """The first gate that blocks `ms` (or PASS) and the market's new gate state.
 
     `oi_cap` is the market's open-interest cap in USD notional (None: unknown, the gate passes);
     open interest (in coins) is valued at the mark price. `halted` and `params_changed` are
     latched facts the caller learned elsewhere (trading halted; market parameters changed since
-    discovery).
+    discovery). `session_block` names the calendar session that blocks entries now (None: none);
+    `max_edge_bps` is the market's own edge ceiling (None: `params.max_edge_bps`); `warming_up`
+    says why the detector's structural baseline is not ready yet (None: ready).
     """
     # 1. bbo_age — no book at all counts as infinitely old.
     if params.max_bbo_age_ms > 0:
@@ -129,13 +158,42 @@ def evaluate_gates(
             return _block("ctx_age", f"{age} ms > {params.max_ctx_age_ms} ms"), gs
 
     # 3. time_regression — hold until the exchange clock has run forward for a while.
-    if ms.time_regressed_at is not None:
+    # A regression within the tolerance (exchange timestamps of one block are not strictly ordered)
+    # is ignored; a real one holds the market briefly.
+    if ms.time_regressed_at is not None and ms.time_regression_ms > params.time_regression_tolerance_ms:
         since = now - ms.time_regressed_at
         if since < params.time_regression_hold_secs:
             return _block(
                 "time_regression",
                 f"exchange time went backwards {since:.1f} s ago (hold {params.time_regression_hold_secs:g} s)",
             ), gs
+
+    # Oracle sessions: while the deployer prices the oracle internally it follows the book, and a
+    # "lag" means nothing (trade.xyz weekend, hyperliquid.md §11).
+    if session_block is not None:
+        return _block("session", f"{session_block}: the oracle follows the book"), gs
+
+    # An oracle that has not moved for long is not an external price any more (feed gap).
+    if params.max_oracle_unchanged_secs > 0 and ms.oracle_changed_at is not None:
+        unchanged = now - ms.oracle_changed_at
+        if unchanged > params.max_oracle_unchanged_secs:
+            return _block(
+                "oracle_stale",
+                f"oracle unchanged for {unchanged:.0f} s (> {params.max_oracle_unchanged_secs:g} s)",
+            ), gs
+
+    # The oracle sanity bound: a deployer's oracle can be wrong (issue 12 item 3).
+    if ms.ctx is not None:
+        problem = oracle_sanity_problem(
+            ms.ctx.oracle_px,
+            ms.ctx.mark_px,
+            ms.bbo.bid.px if ms.bbo is not None and ms.bbo.bid is not None else None,
+            ms.bbo.ask.px if ms.bbo is not None and ms.bbo.ask is not None else None,
+            max_oracle_mark_bps=params.max_oracle_mark_bps,
+            max_edge_bps=params.max_edge_bps if max_edge_bps is None else max_edge_bps,
+        )
+        if problem is not None:
+            return _block("oracle_sanity", problem), gs
 
     # 4. mark_mid — a book far from the mark is not the market the mark describes; no book ⇒ block.
     if params.max_mark_mid_divergence_bps > 0:
@@ -205,6 +263,10 @@ def evaluate_gates(
     # 8. halt
     if halted:
         return _block("halt", "trading halted"), new_gs
+
+    # The detector's structural baseline must be measured before an edge means anything.
+    if warming_up is not None:
+        return _block("baseline", warming_up), new_gs
 
     return PASS, new_gs
 

@@ -11,16 +11,20 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from decimal import Decimal
 
 import attrs
 import trio
 
 from hip3 import timing
+from hip3.clock import utc_now
 from hip3.core import MarketKey, MarketSpec
 from hip3.market.cells import MarketCells
 from hip3.strategy.detector import NO_OVERRIDES, DetectorMarketState, DetectorParams, evaluate, observe_oracle
+from hip3.strategy.fees import FeeTable
 from hip3.strategy.gates import GateLog, GateParams, GateState, GateVerdict, evaluate_gates
+from hip3.strategy.sessions import OPEN, SessionCalendar, SessionVerdict, SessionWindow
 from hip3.trading.messages import Signal
 
 log = logging.getLogger(__name__)
@@ -51,12 +55,22 @@ class SignalScanner:
         *,
         max_notional: Decimal,
         threshold_overrides: Mapping[str, Decimal] = NO_OVERRIDES,
+        edge_ceilings: Mapping[str, Decimal] = NO_OVERRIDES,
+        fees: FeeTable | None = None,
+        calendar: SessionCalendar | None = None,
+        wall_clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.specs = specs
         self.detector_params = detector_params
         self.gate_params = gate_params
         self.max_notional = max_notional
         self.threshold_overrides = threshold_overrides
+        self.edge_ceilings = edge_ceilings
+        # Without the exchange's figures (tests) every market pays the tier-0 launch rule.
+        self.fees = fees if fees is not None else FeeTable(specs)
+        self.calendar = calendar if calendar is not None else SessionCalendar()
+        self.wall_clock = wall_clock
+        self.sessions: dict[MarketKey, SessionVerdict] = {}
         self.gate_states: dict[MarketKey, GateState] = {m: GateState() for m in specs}
         self.detector_states: dict[MarketKey, DetectorMarketState] = {m: DetectorMarketState() for m in specs}
         self.gate_log = GateLog()
@@ -64,9 +78,10 @@ class SignalScanner:
 
     def scan(self, cells: MarketCells, changed: set[MarketKey], now: float) -> list[Signal]:
         signals: list[Signal] = []
+        windows = self.calendar.open_windows(self.wall_clock()) if self.calendar.windows else ()
         for market in sorted(changed):
             try:
-                signal = self._scan_one(cells, market, now)
+                signal = self._scan_one(cells, market, now, windows)
             except Exception as exc:  # bad data must cost this market, never the detector task
                 self._block_after_error(market, exc, now)
                 continue
@@ -83,12 +98,36 @@ class SignalScanner:
         if line:
             log.error("%s", line, exc_info=exc)
 
-    def _scan_one(self, cells: MarketCells, market: MarketKey, now: float) -> Signal | None:
+    def _session(self, market: MarketKey, windows: tuple[SessionWindow, ...]) -> SessionVerdict:
+        """The calendar's verdict for this market now; a change of threshold scale is logged once."""
+        verdict = self.calendar.verdict(market, windows) if windows else OPEN
+        before = self.sessions.get(market, OPEN)
+        if verdict.threshold_multiplier != before.threshold_multiplier:
+            if verdict.scaled_by:
+                log.info(
+                    "market %s: entry threshold × %s (%s)",
+                    market,
+                    verdict.threshold_multiplier,
+                    ", ".join(verdict.scaled_by),
+                )
+            else:
+                log.info(
+                    "market %s: entry threshold back to normal (%s ended)",
+                    market,
+                    ", ".join(before.scaled_by),
+                )
+        self.sessions[market] = verdict
+        return verdict
+
+    def _scan_one(
+        self, cells: MarketCells, market: MarketKey, now: float, windows: tuple[SessionWindow, ...] = ()
+    ) -> Signal | None:
         spec = self.specs.get(market)
         if spec is None:
             return None
         state = cells.get(market)
         cond = cells.conditions(market)
+        session = self._session(market, windows)
         verdict, self.gate_states[market] = evaluate_gates(
             state,
             self.gate_states[market],
@@ -97,6 +136,9 @@ class SignalScanner:
             halted=cond.halted,
             params_changed=cond.params_changed,
             now=now,
+            session_block=session.blocked_by,
+            max_edge_bps=self.edge_ceilings.get(market.coin),
+            warming_up=self.detector_states[market].warming_up(now, self.detector_params),
         )
         line = self.gate_log.observe(market, verdict, now)
         if line:
@@ -117,7 +159,9 @@ class SignalScanner:
             self.detector_params,
             now,
             max_notional=self.max_notional,
-            threshold_overrides=self.threshold_overrides,
+            taker_fee_bps=self.fees.taker_bps(market),
+            threshold_override=self.threshold_overrides.get(market.coin),
+            session_multiplier=session.threshold_multiplier,
         )
         if signal is not None:
             self.stats.signals += 1
@@ -126,9 +170,11 @@ class SignalScanner:
 
 
 def describe_signal(signal: Signal) -> str:
+    gap = f" (raw {signal.raw_edge_bps:.1f} − structural gap {signal.structural_gap_bps:.1f})"
     return (
-        f"signal {signal.market} {signal.side}: edge {signal.raw_edge_bps:.1f} bps > "
-        f"threshold {signal.threshold_bps:.1f} bps (oracle {signal.oracle_px}, "
+        f"signal {signal.market} {signal.side}: edge {signal.edge_bps:.1f} bps"
+        f"{gap if signal.structural_gap_bps else ''} > threshold "
+        f"{signal.threshold_detail or f'{signal.threshold_bps:.1f} bps'} (oracle {signal.oracle_px}, "
         f"best {signal.best_px} x {signal.best_sz}, size {signal.suggested_size})"
     )
 

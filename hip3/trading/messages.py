@@ -30,10 +30,21 @@ class Signal:
     best_sz: Decimal
     suggested_size: Decimal  # before lot rounding; the executor rounds
     created_at: float
+    #: The threshold's parts in words ("fees 0.9+0.9 + exit cost 2 + margin 1 = 4.8 bps").
+    threshold_detail: str = ""
+    #: The market's structural book-oracle gap taken off the raw edge (bps, >= 0).
+    structural_gap_bps: Decimal = Decimal(0)
+    #: The last price at which taking still pays the round trip: the IOC limit never goes past it.
+    worst_px: Decimal | None = None
+
+    @property
+    def edge_bps(self) -> Decimal:
+        """The edge that counts: raw edge against the oracle minus the structural gap."""
+        return self.raw_edge_bps - self.structural_gap_bps
 
     @property
     def net_edge_bps(self) -> Decimal:
-        return self.raw_edge_bps - self.threshold_bps
+        return self.edge_bps - self.threshold_bps
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,13 +39,12 @@ LOT = D("0.001")
 MAX_NOTIONAL = D(100)
 #: hip3.strategy.detector caps the size at 99 % of max_notional_per_market (NOTIONAL_CAP_BUFFER).
 CAP_BUFFER = D("0.99")
-BOOK_SIZE = D(20)  # ~$8.6k per level: above normal_book_notional, so the liquidity factor is 1
+BOOK_SIZE = D(20)  # ~$8.6k per level: more than the cap, so the cap sets the size
 
 
 def expected_entry_size(bid: Decimal, ask: Decimal) -> Decimal:
-    """The detector's size for a thick book, computed by hand: 99 % of the cap over mid, floored to the lot."""
-    mid = (bid + ask) / 2
-    return (MAX_NOTIONAL * CAP_BUFFER / mid).quantize(LOT, rounding=ROUND_DOWN)
+    """The detector's size for a buy on a thick book, by hand: 99 % of the cap at the ask taken, floored to the lot."""
+    return min(BOOK_SIZE, (MAX_NOTIONAL * CAP_BUFFER / ask).quantize(LOT, rounding=ROUND_DOWN))
 
 
 def px(value: Decimal) -> Decimal:
@@ -191,6 +190,10 @@ def bot_config(sim: Sim, master: str | None, tmp_path: Path, **sections: Any) ->
         "websocket": {"reconnect_initial_secs": 0.2, "reconnect_max_secs": 1},
         "hard_stop": {"state_file": str(tmp_path / "hard_stop.json")},
         "journal": {"path": str(tmp_path / "journal.sqlite3")},
+        # The frozen market has no structural gap to learn and no trading week: neither the
+        # baseline's warm-up nor the real date's session may decide when a test's entry happens.
+        "detector": {"baseline_warmup_secs": 0},
+        "sessions": [],
     }
     if master is None:
         del base["account"]

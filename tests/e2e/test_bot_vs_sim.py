@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -50,15 +51,15 @@ ENTRY_EDGE_BPS = D(60)
 async def dislocate(run: BotRun, market: FrozenMarket, edge_bps: Decimal = ENTRY_EDGE_BPS) -> Decimal:
     """Leave the ask where it is and raise the oracle in two up-moves, the second to `edge_bps` above it.
 
-    The first move keeps the edge (~10 bps) under the default all-in threshold (4.5 × 2 + 2 + 5 =
-    16 bps), so the signal comes from the second move, once the direction filter has seen two
-    rising moves (min_consecutive_oracle_moves = 2, each well over min_oracle_move_bps = 2).
-    Returns the final oracle.
+    The first move keeps the edge (~2.5 bps) under the round-trip threshold of the simulator's
+    TSLA (growth mode: 0.9 bp taker in and out, exit cost = the book's 1.2 bp half-spread, margin
+    1 bp: about 4 bps), so the signal comes from the second move; both are rising moves of more
+    than min_oracle_move_bps = 2. Returns the final oracle.
     """
     bot = run.b
     tsla = bot.markets[TSLA]
     market.refresh()  # a fresh bbo: the bbo_age gate sees a live book
-    first = market.ask * (1 + 10 * BPS)
+    first = market.ask * (1 + D("2.5") * BPS)
     market.set_oracle(first)
     await wait_for(
         lambda: (ctx := bot.cells.get(tsla).ctx) is not None and ctx.oracle_px == market.oracle,
@@ -166,7 +167,13 @@ async def test_entry_on_a_dislocation_then_exit_on_mark_regression(
         # gate_blocks: the per-market counts of blocked evaluations, noted at shutdown (the report's)
         kinds = [k for (k,) in db.execute("SELECT kind FROM records WHERE kind != 'gate_blocks' ORDER BY id")]
         journaled_fills = db.execute("SELECT side, sz, px, fee FROM fills ORDER BY time_ms, tid").fetchall()
-    assert kinds == ["restart", "signal", "position_opened", "position_closed"]
+        [noted] = [json.loads(d) for (d,) in db.execute("SELECT data FROM records WHERE kind = 'round_trip'")]
+    assert kinds == ["restart", "signal", "position_opened", "position_closed", "round_trip"]
+    # Edge accounting: the edge at the signal, the prices against the oracle, fees and net PnL.
+    assert abs(D(noted["signal_edge_bps"]) - ENTRY_EDGE_BPS) < D("0.5")
+    assert (D(noted["entry_px"]), D(noted["size"]), noted["side"]) == (ask, size, "buy")
+    assert D(noted["net_pnl"]) == D(noted["gross_pnl"]) - D(noted["fees"]) and D(noted["fees"]) > 0
+    assert noted["held_secs"] > 0 and noted["entry_vs_oracle_bps"] is not None
     # the exchange's fills, as it reported them, fee included
     sim_fills = sim.engine.fills(accounts.master)
     assert journaled_fills == [(f["side"], f["sz"], f["px"], f["fee"]) for f in sim_fills]

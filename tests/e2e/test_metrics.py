@@ -83,8 +83,9 @@ async def test_metrics_scraped_during_a_round_trip(
             sim.engine.set_book("TSLA", bids=[(market.bid, market.size)], asks=[])
             await wait_for(lambda: tsla in bot.scanner.gate_log.blocked_markets(), "the market to be blocked")
             got = await samples(run)
-            assert value(got, "hip3_market_blocked", market=TSLA, gate="mark_mid") == 1
-            blocked = value(got, "hip3_gate_blocked_evaluations_total", market=TSLA, gate="mark_mid")
+            # a one-sided book: refused by the book check (the mark-mid gate is off by default)
+            assert value(got, "hip3_market_blocked", market=TSLA, gate="spread_shock") == 1
+            blocked = value(got, "hip3_gate_blocked_evaluations_total", market=TSLA, gate="spread_shock")
             assert blocked is not None and blocked >= 1
             market.quote(market.bid, market.ask)
             await wait_for(lambda: not bot.scanner.gate_log.blocked_markets(), "the market to be unblocked")

@@ -60,16 +60,17 @@ async def test_replay_of_a_recording_reproduces_the_live_signals(
             bot = run.b
             await wait_for(lambda: bot.ready.is_ready, "READY (market data only)", timeout=4)
             # Three dislocations, each an oracle run of two moves away from a book that stays put:
-            # two below the ask (buy), one above the bid (sell), each at a new oracle level.
+            # two below the ask (buy), one above the bid (sell), each at a new oracle level. The first
+            # move (2.5 bps) stays under the growth-mode round trip (~3.5 bps), so the second signals.
             for edge_bps, side in ((D(40), Side.BUY), (D(60), Side.SELL), (D(80), Side.BUY)):
                 count = len(run.signals)
                 market.refresh()
                 await trio.sleep(0.2)
                 if side is Side.BUY:
-                    await move_oracle(bot, market, market.ask * (1 + 10 * BPS))
+                    await move_oracle(bot, market, market.ask * (1 + D("2.5") * BPS))
                     await move_oracle(bot, market, market.ask / (1 - edge_bps * BPS))
                 else:
-                    await move_oracle(bot, market, market.bid * (1 - 10 * BPS))
+                    await move_oracle(bot, market, market.bid * (1 - D("2.5") * BPS))
                     await move_oracle(bot, market, market.bid / (1 + edge_bps * BPS))
                 await wait_for(lambda n=count: len(run.signals) > n, f"a {side} signal", timeout=3)
                 await trio.sleep(0.3)

@@ -28,6 +28,7 @@ def full_state() -> MarketState:
         "oracle_changed_at": 3.0,
         "last_exchange_time": 5,
         "time_regressed_at": 4.0,
+        "time_regression_ms": 3,
         "updates": 7,
         "mid": Decimal("100.5"),
         "spread_bps": Decimal(1) / Decimal("100.5") * 10_000,

@@ -257,7 +257,9 @@ def test_a_dex_missing_from_perp_dexs_keeps_the_caps(caplog: pytest.LogCaptureFi
 
 async def test_the_scanner_sees_what_the_checker_publishes() -> None:
     # The checker publishes into the conditions cells; the detector task reads them from there.
-    scanner = SignalScanner(SPECS, DetectorParams(), GateParams(), max_notional=Decimal(50))
+    scanner = SignalScanner(
+        SPECS, DetectorParams(baseline_warmup_secs=0), GateParams(), max_notional=Decimal(50)
+    )
     cells = fresh_cells()
     checker = MarketChecker("xyz", SPECS, cells)
     now = 100.0

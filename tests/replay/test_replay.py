@@ -17,16 +17,15 @@ T0 = 1_780_000_000_000  # ms; any UTC moment
 
 CONFIG = """
 mode = "observation"
+sessions = []
 [markets]
 dex = "xyz"
 coins = ["AAA", "BBB"]
 [detector]
-taker_fee_bps = 4.5
-hip3_fee_multiplier = 2
+taker_fee_bps = 9
 oracle_direction_filter = false
-sizing_alpha = 1
 min_book_notional = 0
-normal_book_notional = 1
+baseline_warmup_secs = 0
 [gates]
 max_mark_mid_divergence_bps = 0
 [position]

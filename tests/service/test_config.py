@@ -54,30 +54,34 @@ SPEC_DEFAULTS: dict[str, dict[str, object]] = {
     },
     "shutdown": {"flatten_on_shutdown": True, "settle_timeout_secs": 10},
     "detector": {
-        "taker_fee_bps": Decimal("4.5"),
-        "hip3_fee_multiplier": Decimal(2),
-        "slippage_bps": Decimal(2),
-        "min_edge_bps": Decimal(5),
-        "sizing_alpha": Decimal("0.10"),
-        "min_book_notional": Decimal(500),
-        "normal_book_notional": Decimal(5000),
+        "taker_fee_bps": None,  # from the exchange
+        "min_edge_bps": Decimal("0.5"),
+        "min_exit_cost_bps": Decimal(1),
+        "exit_cost_secs": 60,
+        "baseline_secs": 300,
+        "baseline_warmup_secs": 5,
+        "min_book_notional": Decimal(50),
         "min_order_notional": Decimal(11),
         "oracle_direction_filter": True,
         "oracle_window_secs": 10,
-        "min_consecutive_oracle_moves": 2,
+        "min_consecutive_oracle_moves": 1,
         "min_oracle_move_bps": Decimal(2),
         "signal_dedup": True,
         "max_entry_spread_bps": Decimal(0),
     },
     "gates": {
-        "max_bbo_age_ms": 2000,
+        "max_bbo_age_ms": 0,
         "max_ctx_age_ms": 8000,
-        "max_mark_mid_divergence_bps": Decimal(50),
+        "max_mark_mid_divergence_bps": Decimal(0),
+        "max_oracle_mark_bps": Decimal(200),
+        "max_edge_bps": Decimal(200),
+        "max_oracle_unchanged_secs": 60,
         "spread_ewma_alpha": Decimal("0.05"),
         "spread_shock_multiplier": Decimal(3),
         "spread_shock_min_samples": 20,
         "max_oi_fraction": Decimal("0.95"),
-        "time_regression_hold_secs": 30,
+        "time_regression_tolerance_ms": 250,
+        "time_regression_hold_secs": 2,
         "param_check_interval_secs": 300,
     },
     "hard_stop": {
@@ -93,6 +97,7 @@ SPEC_DEFAULTS: dict[str, dict[str, object]] = {
         "resolve_timeout_secs": 60,
         "http_fallback": True,
         "max_orders_per_second": 10,
+        "entry_expiry_secs": 2,
     },
     "exits": {
         "time_stop_secs": 20,
@@ -131,7 +136,7 @@ def test_empty_file_gives_spec_defaults() -> None:
             assert type(actual) is not float or isinstance(expected, int | float), f"{section}.{key}"
     money = [
         cfg.position.max_notional_per_market,
-        cfg.detector.taker_fee_bps,
+        cfg.detector.min_edge_bps,
         cfg.hard_stop.max_daily_loss_usd,
     ]
     assert all(isinstance(m, Decimal) for m in money)
@@ -148,7 +153,8 @@ def test_example_sets_every_key_to_its_default() -> None:
     for attribute in attrs.fields(Config):
         if attribute.type is None or not attrs.has(attribute.type):
             continue
-        expected = {f.name for f in attrs.fields(attribute.type)}
+        # Keys whose default is "not set" cannot be written in TOML: they are shown commented out.
+        expected = {f.name for f in attrs.fields(attribute.type) if f.default is not None}
         if attribute.name == "account":  # identity keys are shown commented out
             expected = set()
         assert set(raw.get(attribute.name, {})) == expected, attribute.name
@@ -168,7 +174,7 @@ key_file = "/tmp/k"
 coins = ["TSLA", "NVDA"]
 threshold_bps = {{ TSLA = 20.5, NVDA = "25" }}
 [detector]
-sizing_alpha = 0.1
+min_edge_bps = 0.1
 """
     cfg = config_from_text(text)
     shown = config_to_text(cfg)
@@ -213,9 +219,12 @@ def test_threshold_overrides_and_coins() -> None:
     assert not cfg.markets.all_coins
 
 
-def test_effective_fee_uses_multiplier() -> None:
-    cfg = config_from_text("[detector]\ntaker_fee_bps = 4.5\nhip3_fee_multiplier = 2\n")
-    assert cfg.detector.effective_taker_fee_bps == Decimal(9)
+def test_fee_overrides() -> None:
+    cfg = config_from_text('[detector]\ntaker_fee_bps = 4.5\n[markets]\ntaker_fee_bps = { TSLA = "0.9" }\n')
+    assert cfg.detector.taker_fee_bps == Decimal("4.5") and cfg.markets.taker_fee_bps == {
+        "TSLA": Decimal("0.9")
+    }
+    assert config_from_text("").detector.taker_fee_bps is None  # from the exchange
 
 
 # Problems, each with its exact key path ---------------------------------------------------------------
@@ -350,8 +359,6 @@ def test_cross_field_rules() -> None:
 [position]
 max_notional_per_market = 500
 max_total_notional = 300
-[detector]
-min_book_notional = 5000
 [exits]
 retry_backoff_initial_secs = 60
 min_holding_secs = 20
@@ -363,7 +370,6 @@ reconnect_initial_secs = 31
     )
     assert problems == [
         "position.max_notional_per_market: must be <= position.max_total_notional (300), got 500",
-        "detector.min_book_notional: must be < detector.normal_book_notional (5000), got 5000",
         "executor.post_timeout_secs: must be <= executor.resolve_timeout_secs (60.0), got 90.0",
         "exits.retry_backoff_initial_secs: must be <= exits.retry_backoff_max_secs (30.0), got 60.0",
         "exits.min_holding_secs: must be < exits.time_stop_secs (20.0), got 20.0",
@@ -385,10 +391,10 @@ def test_exchange_minimum_order() -> None:
 
 def test_fractions_and_counts() -> None:
     problems = problems_of(
-        "[detector]\nsizing_alpha = 0\n[gates]\nmax_oi_fraction = 1.5\n[hard_stop]\nmax_rejects = 0\n"
+        "[detector]\nmin_edge_bps = -1\n[gates]\nmax_oi_fraction = 1.5\n[hard_stop]\nmax_rejects = 0\n"
     )
     assert problems == [
-        "detector.sizing_alpha: must be > 0, got 0",
+        "detector.min_edge_bps: must be >= 0, got -1",
         "gates.max_oi_fraction: must be <= 1, got 1.5",
         "hard_stop.max_rejects: must be >= 1, got 0",
     ]
@@ -575,11 +581,11 @@ def test_building_a_section_directly_applies_the_same_limits_and_rules() -> None
     from hip3.strategy.detector import DetectorParams
     from hip3.trading.executor.task import ExecutorParams
 
-    with pytest.raises(ValueError, match=r"^detector\.hip3_fee_multiplier: must be >= 0\.1, got 0 \("):
-        DetectorParams(hip3_fee_multiplier=0)
-    assert problems_of("[detector]\nhip3_fee_multiplier = 0\n")[0].startswith(
-        "detector.hip3_fee_multiplier: must be >= 0.1, got 0 ("
-    )
+    with pytest.raises(ValueError, match=r"^detector.exit_cost_secs: must be > 0, got 0.0$"):
+        DetectorParams(exit_cost_secs=0)
+    assert problems_of("[detector]\nexit_cost_secs = 0\n") == [
+        "detector.exit_cost_secs: must be > 0, got 0.0"
+    ]
     with pytest.raises(
         ValueError, match=r"executor\.post_timeout_secs: must be <= executor\.resolve_timeout_secs"
     ):
@@ -621,19 +627,25 @@ def test_caps_and_the_daily_loss_limit_have_sane_maxima(text: str) -> None:
     assert problems and all("must be <= 1000000" in p and "(" in p for p in problems), problems
 
 
-def test_fees_below_what_the_exchange_charges_are_refused() -> None:
-    problem = only_problem("[detector]\ntaker_fee_bps = 0\n")
-    assert problem.startswith("detector.taker_fee_bps: must be >= 1, got 0 (")
-    problem = only_problem("[detector]\nhip3_fee_multiplier = 0.05\n")
-    assert problem.startswith("detector.hip3_fee_multiplier: must be >= 0.1, got 0.05 (")
+def test_a_fee_override_is_never_negative() -> None:
+    assert config_from_text("[detector]\ntaker_fee_bps = 0\n").detector.taker_fee_bps == 0
+    assert only_problem("[detector]\ntaker_fee_bps = -1\n").startswith("detector.taker_fee_bps: must be >= 0")
 
 
-def test_a_threshold_below_the_fee_paid_on_entry_is_refused() -> None:
-    # default effective taker fee: 4.5 × 2 = 9 bps; a 5 bps threshold trades edges the fee eats
-    problem = only_problem('[markets]\ncoins = ["TSLA"]\nthreshold_bps = { TSLA = 5 }\n')
-    assert problem.startswith("markets.threshold_bps.TSLA: must be >= detector's effective taker fee (9")
-    cfg = config_from_text('[markets]\ncoins = ["TSLA"]\nthreshold_bps = { TSLA = 9 }\n')
+def test_a_threshold_below_the_round_trips_configured_fees_is_refused() -> None:
+    # With a fee override of 4.5 bps per fill, a 5 bps all-in threshold trades edges the fees eat.
+    problem = only_problem(
+        '[detector]\ntaker_fee_bps = 4.5\n[markets]\ncoins = ["TSLA"]\nthreshold_bps = { TSLA = 5 }\n'
+    )
+    assert problem.startswith("markets.threshold_bps.TSLA: must be >= the round trip's taker fees (9.0 bps")
+    cfg = config_from_text(
+        '[detector]\ntaker_fee_bps = 4.5\n[markets]\ncoins = ["TSLA"]\nthreshold_bps = { TSLA = 9 }\n'
+    )
     assert cfg.markets.threshold_bps["TSLA"] == 9
+    # Without an override the fee is the exchange's, known at startup (a warning then).
+    assert config_from_text(
+        '[markets]\ncoins = ["TSLA"]\nthreshold_bps = { TSLA = 5 }\n'
+    ).markets.threshold_bps
 
 
 def test_unusual_but_legal_values_are_listed_for_a_startup_warning() -> None:

@@ -62,3 +62,16 @@ def test_a_short_and_a_position_without_a_signal() -> None:
     assert unknown.signal_edge_bps is None and unknown.entry_vs_oracle_bps is None
     assert unknown.net_pnl == -unknown.fees < 0
     assert ledger.summary().round_trips == 2
+
+
+def test_round_trip_record_for_the_journal() -> None:
+    ledger = EdgeLedger(oracle_of={TSLA: D("100.10")}.get, taker_bps_of=lambda m: D("0.9"))
+    ledger.on_signal(signal(TSLA, Side.BUY, "100.10", "100.00", at=1.0))
+    ledger.on_opened(PositionOpened(TSLA, Side.BUY, D(1), D("100.00"), at=1.2))
+    trip = ledger.on_closed(
+        PositionClosed(TSLA, Side.BUY, D(1), D("100.00"), D("100.08"), D("0.08"), held_for=2.0, at=3.2)
+    )
+    data = trip.record_data()
+    assert data["side"] == "buy" and data["entry_px"] == "100.00" and data["exit_px"] == "100.08"
+    assert D(str(data["net_pnl"])) == trip.net_pnl and data["held_secs"] == 2.0
+    assert data["entry_oracle_px"] == "100.10" and data["exit_oracle_px"] == "100.10"

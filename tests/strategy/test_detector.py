@@ -1,4 +1,5 @@
-"""Detector math with hand-computed expectations (reference/original-system.md §3)."""
+"""Detector math with hand-computed expectations: the round-trip threshold, the structural baseline,
+sizing from the stale level, oracle direction and de-duplication."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from hip3.strategy.detector import (
     OracleTracker,
     edges,
     evaluate,
-    liquidity_factor,
     observe_oracle,
-    size_for,
     threshold_for,
+    worst_price,
 )
+from hip3.strategy.entry import take_size
 
 D = Decimal
 TSLA = MarketKey("xyz", "TSLA", 110001)
@@ -30,8 +31,10 @@ TSLA_SPEC = MarketSpec(TSLA, sz_decimals=2)
 PLATINUM = MarketKey("xyz", "PLATINUM", 110030)
 PLATINUM_SPEC = MarketSpec(PLATINUM, sz_decimals=4)
 
-#: Direction filter off, so single tests look at one rule at a time.
-PLAIN = DetectorParams(oracle_direction_filter=False)
+#: Direction filter and baseline warm-up off, so single tests look at one rule at a time.
+PLAIN = DetectorParams(oracle_direction_filter=False, baseline_warmup_secs=0, min_edge_bps=1)
+#: The taker fee the tests' market pays (bps per fill).
+FEE = D(2)
 #: A per-market cap too big to matter unless a test sets its own.
 BIG_CAP = D(100_000)
 
@@ -78,7 +81,14 @@ def check(
     overrides: dict[str, Decimal] | None = None,
 ):
     return evaluate(
-        ms, DetectorMarketState(), spec, params, now, max_notional=cap, threshold_overrides=overrides or {}
+        ms,
+        DetectorMarketState(),
+        spec,
+        params,
+        now,
+        max_notional=cap,
+        taker_fee_bps=FEE,
+        threshold_override=(overrides or {}).get(spec.key.coin),
     )[0]
 
 
@@ -94,54 +104,142 @@ def test_edges_in_bps() -> None:
     assert edges(state("0", "99.5", "99.7")) == (None, None)
 
 
-def test_default_threshold_is_fee_times_multiplier_plus_slippage_plus_min_edge() -> None:
-    assert threshold_for("TSLA", DetectorParams()) == D(16)  # 4.5 × 2 + 2 + 5
-    assert threshold_for("TSLA", DetectorParams(taker_fee_bps=3, hip3_fee_multiplier=1)) == D(10)
+def test_threshold_is_the_round_trip_measured_on_the_market() -> None:
+    # Book 99.98 / 100.02: half-spread 2 bps. Fees 2 in + 2 out, exit cost 2, margin 1 = 7 bps.
+    th = threshold_for(state("100", "99.98", "100.02"), DetectorMarketState(), PLAIN, taker_fee_bps=FEE)
+    assert (th.fees_bps, th.exit_cost_bps, th.margin_bps, th.total_bps) == (D(4), D(2), D(1), D(7))
+    assert th.describe() == "fees 2+2 + exit cost 2 + margin 1 = 7 bps"
+    # A half-spread under the floor counts as the floor; the session calendar scales the whole.
+    tight = threshold_for(
+        state("100", "99.999", "100.001"),
+        DetectorMarketState(),
+        PLAIN,
+        taker_fee_bps=FEE,
+        session_multiplier=D(2),
+    )
+    assert tight.exit_cost_bps == PLAIN.min_exit_cost_bps == D(1) and tight.total_bps == D(12)
+    override = threshold_for(
+        state("100", "99.98", "100.02"), DetectorMarketState(), PLAIN, taker_fee_bps=FEE, override_bps=D(25)
+    )
+    assert override.total_bps == D(25)
 
 
-def test_override_replaces_the_fee_based_threshold() -> None:
-    overrides = {"TSLA": D(40), "GOLD": D(10)}
-    assert threshold_for("TSLA", DetectorParams(), overrides) == D(40)
-    assert threshold_for("GOLD", DetectorParams(), overrides) == D(10)  # below the fee-based 16: replaces
-    assert threshold_for("NVDA", DetectorParams(), overrides) == D(16)
+def test_exit_cost_is_the_measured_half_spread_once_caught_up() -> None:
+    ds = DetectorMarketState()
+    for t in range(10):  # a caught-up book, 4 bps half-spread, for 10 s
+        ds = observe_oracle(state("100", "99.96", "100.04", changed_at=0.0), ds, PLAIN, float(t))
+    # A dislocated book (oracle above the ask) is not sampled: the exit cost stays the caught-up one.
+    ds = observe_oracle(state("100.5", "99.99", "100.01", changed_at=10.0), ds, PLAIN, 10.0)
+    th = threshold_for(state("100.5", "99.99", "100.01"), ds, PLAIN, taker_fee_bps=FEE)
+    assert th.exit_cost_bps == D(4)
 
 
-def test_ask_30_bps_below_oracle_gives_a_buy_signal() -> None:
-    signal = check(state("100.00", "99.50", "99.70"), now=7.5)
+def test_ask_30_bps_below_oracle_gives_a_buy_signal_with_its_threshold_parts() -> None:
+    signal = check(state("100.00", "99.69", "99.70"), now=7.5)
     assert signal is not None
-    assert signal.side is Side.BUY
-    assert signal.market == TSLA
-    assert signal.raw_edge_bps == D(30)
-    assert signal.threshold_bps == D(16)
-    assert signal.net_edge_bps == D(14)
+    assert signal.side is Side.BUY and signal.market == TSLA
+    assert signal.raw_edge_bps == D(30) and signal.edge_bps == D(30)
+    assert signal.threshold_detail.startswith("fees 2+2 + exit cost 1 + margin 1 = 6")
+    assert signal.threshold_bps == D(6) and signal.net_edge_bps == D(24)
     assert signal.oracle_px == D(100)
     assert signal.best_px == D("99.70") and signal.best_sz == D(30)
     assert signal.created_at == 7.5
+    # The IOC may not go past the price where the round trip (5 bps: fees and exit) still pays.
+    assert signal.worst_px == D(100) * (1 - D(5) / 10_000)
 
 
-def test_ask_10_bps_below_oracle_gives_nothing() -> None:
-    assert check(state("100.00", "99.50", "99.90")) is None
+def test_edge_below_the_round_trip_gives_nothing() -> None:
+    assert check(state("100.00", "99.94", "99.95")) is None  # 5 bps < fees 4 + exit 1 + margin 1
 
 
 def test_edge_exactly_at_threshold_signals() -> None:
-    signal = check(state("100.00", "99.50", "99.84"))  # 16 bps
-    assert signal is not None and signal.raw_edge_bps == D(16)
-    assert check(state("100.00", "99.50", "99.85")) is None  # 15 bps
+    signal = check(state("100.00", "99.93", "99.94"))  # 6 bps = 2+2+1+1
+    assert signal is not None and signal.edge_bps == D(6)
 
 
-def test_override_40_blocks_a_30_bps_edge_and_override_10_admits_12() -> None:
-    assert check(state("100", "99.5", "99.7"), overrides={"TSLA": D(40)}) is None
-    assert check(state("100", "99.5", "99.88")) is None  # 12 bps < 16
-    signal = check(state("100", "99.5", "99.88"), overrides={"TSLA": D(10)})
-    assert signal is not None and signal.threshold_bps == D(10)
+def test_growth_mode_fee_lets_a_small_dislocation_through() -> None:
+    ms = state("100.00", "99.93", "99.94")  # 6 bps
+    at_9 = evaluate(
+        ms, DetectorMarketState(), TSLA_SPEC, PLAIN, 0.0, max_notional=BIG_CAP, taker_fee_bps=D(9)
+    )
+    at_09 = evaluate(
+        ms, DetectorMarketState(), TSLA_SPEC, PLAIN, 0.0, max_notional=BIG_CAP, taker_fee_bps=D("0.9")
+    )
+    assert at_9[0] is None and at_09[0] is not None
+
+
+def test_override_replaces_the_round_trip_threshold() -> None:
+    assert check(state("100", "99.68", "99.7"), overrides={"TSLA": D(40)}) is None
+    signal = check(state("100", "99.94", "99.95"), overrides={"TSLA": D(4)})
+    assert signal is not None and signal.threshold_bps == D(4)
+    assert signal.threshold_detail.startswith("override 4")
 
 
 def test_bid_30_bps_above_oracle_gives_a_sell_signal() -> None:
-    signal = check(state("100.00", "100.30", "100.50"))
+    signal = check(state("100.00", "100.30", "100.31"))
     assert signal is not None
     assert signal.side is Side.SELL
     assert signal.raw_edge_bps == D(30)
     assert signal.best_px == D("100.30")
+    assert signal.worst_px == D(100) * (1 + D(5) / 10_000)
+
+
+# ---------------------------------------------------------------------------------------------
+# The structural baseline
+
+
+def test_a_persistent_gap_is_not_edge() -> None:
+    # HOOD-like: the book sits 30 bps above the oracle all the time (bid +28, ask +32).
+    params = attrs.evolve(PLAIN, baseline_warmup_secs=20.0)
+    ds = DetectorMarketState()
+    after_warm_up = []
+    for t in range(60):
+        signal, ds = evaluate(
+            state("100", "100.28", "100.32", changed_at=0.0),
+            ds,
+            TSLA_SPEC,
+            params,
+            float(t),
+            max_notional=BIG_CAP,
+            taker_fee_bps=FEE,
+        )
+        if ds.warming_up(float(t), params) is None:
+            after_warm_up.append(signal)
+    assert len(after_warm_up) == 40 and all(s is None for s in after_warm_up)
+    assert ds.gap.value is not None and abs(ds.gap.value - D(30)) < D("0.01")
+    # A real dislocation on top of the gap still trades, with the gap taken off the edge.
+    signal, ds = evaluate(
+        state("99.80", "100.28", "100.32", changed_at=60.0),
+        ds,
+        TSLA_SPEC,
+        params,
+        60.0,
+        max_notional=BIG_CAP,
+        taker_fee_bps=FEE,
+    )
+    assert signal is not None and signal.side is Side.SELL
+    assert round(signal.raw_edge_bps) == 48 and round(signal.structural_gap_bps) == 30
+    assert round(signal.edge_bps) == 18
+
+
+def test_without_the_baseline_the_gap_would_trade() -> None:
+    # The same book with the baseline's warm-up off and nothing measured yet: a 28 bps "edge".
+    signal = check(state("100", "100.28", "100.32"))
+    assert signal is not None and signal.side is Side.SELL
+
+
+def test_entries_wait_for_the_baseline_to_warm_up() -> None:
+    params = attrs.evolve(PLAIN, baseline_warmup_secs=20.0)
+    ds = observe_oracle(state("100", "99.98", "100.02"), DetectorMarketState(), params, 0.0)
+    assert ds.warming_up(5.0, params) == "measuring the book-oracle gap (5 of 20 s)"
+    assert ds.warming_up(20.0, params) is None
+    assert ds.warming_up(5.0, PLAIN) is None  # 0 = off
+
+
+def test_worst_price_adds_the_structural_gap() -> None:
+    assert worst_price(Side.SELL, D(100), D(5), D(30)) == D("100.35")
+    assert worst_price(Side.BUY, D(100), D(5), D(30)) == D("99.95")  # a gap above does not help a buy
+    assert worst_price(Side.BUY, D(100), D(5), D(-30)) == D("99.65")
 
 
 @pytest.mark.parametrize(
@@ -163,8 +261,8 @@ def test_zero_size_level_is_invalid() -> None:
 
 
 def test_max_entry_spread() -> None:
-    ms = state("100", "99.0", "99.7")  # spread 0.7 / 99.35 × 10⁴ ≈ 70.5 bps, buy edge 30
-    assert check(ms, attrs.evolve(PLAIN, max_entry_spread_bps=50)) is None
+    ms = state("100", "99.0", "99.5")  # spread 0.5 / 99.25 × 10⁴ ≈ 50.4 bps, buy edge 50
+    assert check(ms, attrs.evolve(PLAIN, max_entry_spread_bps=40)) is None
     assert check(ms, attrs.evolve(PLAIN, max_entry_spread_bps=80)) is not None
     assert check(ms, attrs.evolve(PLAIN, max_entry_spread_bps=0)) is not None  # 0 = off
 
@@ -175,18 +273,20 @@ def test_max_entry_spread() -> None:
 
 def test_one_signal_per_side_and_oracle_value() -> None:
     ds = DetectorMarketState()
-    first, ds = evaluate(state("100", "99.5", "99.7"), ds, TSLA_SPEC, PLAIN, 0.0, max_notional=BIG_CAP)
+    first, ds = evaluate(
+        state("100", "99.5", "99.7"), ds, TSLA_SPEC, PLAIN, 0.0, max_notional=BIG_CAP, taker_fee_bps=FEE
+    )
     assert first is not None
     again, ds = evaluate(
-        state("100", "99.5", "99.6"), ds, TSLA_SPEC, PLAIN, 0.1, max_notional=BIG_CAP
+        state("100", "99.5", "99.6"), ds, TSLA_SPEC, PLAIN, 0.1, max_notional=BIG_CAP, taker_fee_bps=FEE
     )  # same oracle, bigger edge
     assert again is None
     sell, ds = evaluate(
-        state("100", "100.3", "100.5"), ds, TSLA_SPEC, PLAIN, 0.2, max_notional=BIG_CAP
+        state("100", "100.3", "100.5"), ds, TSLA_SPEC, PLAIN, 0.2, max_notional=BIG_CAP, taker_fee_bps=FEE
     )  # other side: own dedup
     assert sell is not None and sell.side is Side.SELL
     moved, ds = evaluate(
-        state("100.01", "99.5", "99.7"), ds, TSLA_SPEC, PLAIN, 0.3, max_notional=BIG_CAP
+        state("100.01", "99.5", "99.7"), ds, TSLA_SPEC, PLAIN, 0.3, max_notional=BIG_CAP, taker_fee_bps=FEE
     )  # new oracle value
     assert moved is not None and moved.side is Side.BUY
 
@@ -194,19 +294,23 @@ def test_one_signal_per_side_and_oracle_value() -> None:
 def test_dedup_off_repeats() -> None:
     params = attrs.evolve(PLAIN, signal_dedup=False)
     ds = DetectorMarketState()
-    first, ds = evaluate(state("100", "99.5", "99.7"), ds, TSLA_SPEC, params, 0.0, max_notional=BIG_CAP)
-    again, ds = evaluate(state("100", "99.5", "99.7"), ds, TSLA_SPEC, params, 0.1, max_notional=BIG_CAP)
+    first, ds = evaluate(
+        state("100", "99.5", "99.7"), ds, TSLA_SPEC, params, 0.0, max_notional=BIG_CAP, taker_fee_bps=FEE
+    )
+    again, ds = evaluate(
+        state("100", "99.5", "99.7"), ds, TSLA_SPEC, params, 0.1, max_notional=BIG_CAP, taker_fee_bps=FEE
+    )
     assert first is not None and again is not None
 
 
 def test_dedup_is_recorded_only_when_a_signal_is_emitted() -> None:
     ds = DetectorMarketState()
     none, ds = evaluate(
-        state("100", "99.5", "99.9"), ds, TSLA_SPEC, PLAIN, 0.0, max_notional=BIG_CAP
+        state("100", "99.5", "99.9"), ds, TSLA_SPEC, PLAIN, 0.0, max_notional=BIG_CAP, taker_fee_bps=FEE
     )  # 10 bps: no signal
     assert none is None and ds.last_buy_oracle is None
     later, ds = evaluate(
-        state("100", "99.5", "99.7"), ds, TSLA_SPEC, PLAIN, 0.1, max_notional=BIG_CAP
+        state("100", "99.5", "99.7"), ds, TSLA_SPEC, PLAIN, 0.1, max_notional=BIG_CAP, taker_fee_bps=FEE
     )  # same oracle, now 30 bps
     assert later is not None
 
@@ -253,8 +357,15 @@ def feed(seq: list[tuple[float, str]], params: DetectorParams, ds: DetectorMarke
     """Evaluate a sequence of oracle values on a quiet book (no edge) to build up direction state."""
     ds = ds or DetectorMarketState()
     for t, oracle in seq:
+        quiet = D(oracle)  # a caught-up book around it: 2 bps half-spread
         _, ds = evaluate(
-            state(oracle, "90", "110", changed_at=t), ds, TSLA_SPEC, params, t, max_notional=BIG_CAP
+            state(oracle, str(quiet - D("0.02")), str(quiet + D("0.02")), changed_at=t),
+            ds,
+            TSLA_SPEC,
+            params,
+            t,
+            max_notional=BIG_CAP,
+            taker_fee_bps=FEE,
         )
     return ds
 
@@ -265,13 +376,25 @@ DIRECTIONAL = attrs.evolve(PLAIN, oracle_direction_filter=True, min_consecutive_
 def test_buy_needs_two_rising_moves_within_the_window() -> None:
     ds = feed([(0.0, "99.90"), (1.0, "99.95")], DIRECTIONAL)  # one rise of 5 bps
     signal, _ = evaluate(
-        state("100.00", "99.5", "99.7", changed_at=2.0), ds, TSLA_SPEC, DIRECTIONAL, 2.0, max_notional=BIG_CAP
+        state("100.00", "99.5", "99.7", changed_at=2.0),
+        ds,
+        TSLA_SPEC,
+        DIRECTIONAL,
+        2.0,
+        max_notional=BIG_CAP,
+        taker_fee_bps=FEE,
     )
     assert signal is not None and signal.side is Side.BUY  # second rise happened in this update
 
     ds = feed([(0.0, "99.95")], DIRECTIONAL)  # only one rise once 100.00 arrives
     signal, _ = evaluate(
-        state("100.00", "99.5", "99.7", changed_at=2.0), ds, TSLA_SPEC, DIRECTIONAL, 2.0, max_notional=BIG_CAP
+        state("100.00", "99.5", "99.7", changed_at=2.0),
+        ds,
+        TSLA_SPEC,
+        DIRECTIONAL,
+        2.0,
+        max_notional=BIG_CAP,
+        taker_fee_bps=FEE,
     )
     assert signal is None
 
@@ -285,6 +408,7 @@ def test_rises_older_than_the_window_do_not_count() -> None:
         DIRECTIONAL,
         12.0,
         max_notional=BIG_CAP,
+        taker_fee_bps=FEE,
     )
     assert signal is None  # the rise at t=1 is 11 s old with a 10 s window
 
@@ -298,10 +422,17 @@ def test_sell_needs_falling_moves_and_buy_is_blocked_by_them() -> None:
         DIRECTIONAL,
         2.0,
         max_notional=BIG_CAP,
+        taker_fee_bps=FEE,
     )
     assert sell is not None and sell.side is Side.SELL
     buy, _ = evaluate(
-        state("100.00", "99.5", "99.7", changed_at=2.0), ds, TSLA_SPEC, DIRECTIONAL, 2.0, max_notional=BIG_CAP
+        state("100.00", "99.5", "99.7", changed_at=2.0),
+        ds,
+        TSLA_SPEC,
+        DIRECTIONAL,
+        2.0,
+        max_notional=BIG_CAP,
+        taker_fee_bps=FEE,
     )
     assert buy is None  # the oracle is falling: an ask below it is not a stale ask
 
@@ -309,7 +440,13 @@ def test_sell_needs_falling_moves_and_buy_is_blocked_by_them() -> None:
 def test_an_opposite_move_resets_the_run() -> None:
     ds = feed([(0.0, "99.80"), (1.0, "99.85"), (2.0, "99.90"), (3.0, "99.80")], DIRECTIONAL)
     signal, _ = evaluate(
-        state("99.85", "99.5", "99.55", changed_at=4.0), ds, TSLA_SPEC, DIRECTIONAL, 4.0, max_notional=BIG_CAP
+        state("99.85", "99.5", "99.55", changed_at=4.0),
+        ds,
+        TSLA_SPEC,
+        DIRECTIONAL,
+        4.0,
+        max_notional=BIG_CAP,
+        taker_fee_bps=FEE,
     )
     assert signal is None  # one rise since the fall
 
@@ -318,83 +455,55 @@ def test_direction_filter_with_zero_min_moves_still_needs_one_rise() -> None:
     params = attrs.evolve(DIRECTIONAL, min_consecutive_oracle_moves=0)
     assert (
         evaluate(
-            state("100", "99.5", "99.7"), DetectorMarketState(), TSLA_SPEC, params, 0.0, max_notional=BIG_CAP
+            state("100", "99.5", "99.7"),
+            DetectorMarketState(),
+            TSLA_SPEC,
+            params,
+            0.0,
+            max_notional=BIG_CAP,
+            taker_fee_bps=FEE,
         )[0]
         is None
     )
     ds = feed([(0.0, "99.90")], params)
     signal, _ = evaluate(
-        state("100", "99.5", "99.7", changed_at=1.0), ds, TSLA_SPEC, params, 1.0, max_notional=BIG_CAP
+        state("100", "99.5", "99.7", changed_at=1.0),
+        ds,
+        TSLA_SPEC,
+        params,
+        1.0,
+        max_notional=BIG_CAP,
+        taker_fee_bps=FEE,
     )
     assert signal is not None
 
 
 # ---------------------------------------------------------------------------------------------
-# Sizing (§3.6)
+# Sizing: the stale level, up to the cap
 
 
-def test_liquidity_factor_interpolates() -> None:
-    p = DetectorParams()
-    assert liquidity_factor(D(500), p) == 0
-    assert liquidity_factor(D(400), p) == 0
-    assert liquidity_factor(D(2750), p) == D("0.5")  # (2750 − 500) / (5000 − 500)
-    assert liquidity_factor(D(5000), p) == 1
-    assert liquidity_factor(D(9000), p) == 1
+def test_signal_takes_the_whole_stale_level() -> None:
+    # A $199 level (2 @ 99.7) under a $100 cap: 100 × 0.99 / 99.7 = 0.99297 ⇒ 0.99 (lot 0.01).
+    capped = check(state("100", "99.68", "99.70", ask_sz="2"), cap=D(100))
+    assert capped is not None and capped.suggested_size == D("0.99")
+    # A $99.7 level under a $500 cap: the whole level, not a fraction of it.
+    whole = check(state("100", "99.68", "99.70", ask_sz="1"), cap=D(500))
+    assert whole is not None and whole.suggested_size == D(1)
 
 
-def test_alpha_size_scaled_by_liquidity() -> None:
-    # book 27.5 @ 100 = $2750 ⇒ LF 0.5; 0.10 × 0.5 × 27.5 = 1.375 ⇒ floored to 1.37
-    assert size_for(D(100), D("27.5"), D(100), TSLA_SPEC, PLAIN, BIG_CAP) == D("1.37")
-    # book 100 @ 100 = $10000 ⇒ LF 1; 0.10 × 100 = 10
-    assert size_for(D(100), D(100), D(100), TSLA_SPEC, PLAIN, BIG_CAP) == D(10)
-
-
-def test_size_capped_at_99_percent_of_max_notional_over_mid() -> None:
-    # alpha size 10 (as above) but 50 × 0.99 / 99.6 = 0.49698… ⇒ 0.49
-    assert size_for(D("99.7"), D(100), D("99.6"), TSLA_SPEC, PLAIN, D(50)) == D("0.49")
-
-
-def test_no_liquidity_no_size() -> None:
-    assert size_for(D(100), D(5), D(100), TSLA_SPEC, PLAIN, BIG_CAP) == 0  # $500 is not above the minimum
-    assert check(state("100", "99.5", "99.7", ask_sz="5")) is None  # 99.7 × 5 = $498.5
-
-
-def test_small_size_raised_to_min_order_notional() -> None:
-    # book 5.1 @ 100 = $510 ⇒ LF 10/4500; alpha size 0.00113 < 11 / 100 = 0.11 ⇒ 0.11
-    assert size_for(D(100), D("5.1"), D(100), TSLA_SPEC, PLAIN, BIG_CAP) == D("0.11")
-
-
-def test_min_order_boost_never_exceeds_the_book() -> None:
-    params = attrs.evolve(PLAIN, min_order_notional=D(600))
-    # book 5.5 @ 100 = $550; the boost would want 6, the book shows 5.5
-    assert size_for(D(100), D("5.5"), D(100), TSLA_SPEC, params, BIG_CAP) == D("5.5")
-
-
-def test_cap_wins_over_min_order_boost() -> None:
-    # boost to 0.11, cap 10 × 0.99 / 100 = 0.099 ⇒ 0.09
-    assert size_for(D(100), D("5.1"), D(100), TSLA_SPEC, PLAIN, D(10)) == D("0.09")
+def test_min_book_rule_looks_at_the_level_taken() -> None:
+    # The ask level is $49.85 (< $50); the bid side is thick, which does not matter for a buy.
+    assert check(state("100", "99.68", "99.70", ask_sz="0.5", bid_sz="1000")) is None
+    assert check(state("100", "99.68", "99.70", ask_sz="0.51")) is not None
 
 
 def test_size_below_one_lot_floors_to_zero_and_gives_no_signal() -> None:
     """A size under the market's lot must not become a zero-size order."""
     ms = state("1010", "999", "1000", ask_sz="0.505", market=PLATINUM)
-    # a $5 cap at ~1000: 5 × 0.99 / 999.5 = 0.00495… ⇒ below the 0.01 lot of szDecimals 2 ⇒ 0
     coarse = MarketSpec(PLATINUM, sz_decimals=2)
-    assert size_for(D(1000), D("0.505"), D("999.5"), coarse, PLAIN, D(5)) == 0
-    assert check(ms, PLAIN, coarse, cap=D(5)) is None
-    # with the $11 minimum the order is 11 / 999.5 = 0.011005… ⇒ 0.011 (szDecimals 4)
-    signal = check(ms, PLAIN, PLATINUM_SPEC)
-    assert signal is not None and signal.suggested_size == D("0.011")
-    # with the wrong szDecimals (2) the same order is 0.01
-    assert check(ms, PLAIN, MarketSpec(PLATINUM, sz_decimals=2)).suggested_size == D("0.01")  # type: ignore[union-attr]
-
-
-def test_signal_size_is_on_the_lot() -> None:
-    signal = check(state("100.00", "99.50", "99.70"), cap=D(50))
-    assert signal is not None
-    # ask 30 @ 99.7 = $2991 ⇒ LF 0.5536, alpha 1.66; cap 50 × 0.99 / 99.6 = 0.49698 ⇒ 0.49
-    assert signal.suggested_size == D("0.49")
-    assert TSLA_SPEC.is_valid_size(signal.suggested_size)
+    assert check(ms, PLAIN, coarse, cap=D(5)) is None  # $5 at 1000 is under one 0.01 lot
+    signal = check(ms, PLAIN, PLATINUM_SPEC, cap=D(100))
+    assert signal is not None and signal.suggested_size == D("0.099")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,19 +511,17 @@ def test_signal_size_is_on_the_lot() -> None:
 
 
 def test_params_accept_config_values() -> None:
-    params = DetectorParams(taker_fee_bps=4.5, sizing_alpha=0.1, min_book_notional="500")  # type: ignore[arg-type]
-    assert params.taker_fee_bps == D("4.5")
-    assert params.sizing_alpha == D("0.1")
+    params = DetectorParams(min_edge_bps=4.5, taker_fee_bps="0.9", min_book_notional="500")  # type: ignore[arg-type]
+    assert params.min_edge_bps == D("4.5") and params.taker_fee_bps == D("0.9")
     assert params.min_book_notional == D(500)
+    assert DetectorParams().taker_fee_bps is None  # from the exchange
 
 
 def test_params_reject_bad_values_naming_the_key() -> None:
-    with pytest.raises(ValueError, match="min_book_notional"):
-        DetectorParams(min_book_notional=5000, normal_book_notional=500)
     with pytest.raises(ValueError, match="taker_fee_bps"):
         DetectorParams(taker_fee_bps=-1)
     with pytest.raises(ValueError, match="expected a number"):
-        DetectorParams(slippage_bps="abc")
+        DetectorParams(min_edge_bps="abc")
     with pytest.raises(ValueError, match=r"detector.min_order_notional: must be >= 10"):
         DetectorParams(min_order_notional=5)
 
@@ -423,12 +530,18 @@ def test_oracle_moves_seen_while_gated_still_count() -> None:
     """The task feeds blocked markets' oracles through observe_oracle; evaluate then sees the run."""
     ds = DetectorMarketState()
     for t, oracle in [(0.0, "99.90"), (1.0, "99.95")]:
-        ds = observe_oracle(state(oracle, "90", "110", changed_at=t), ds, DIRECTIONAL, t)
+        ds = observe_oracle(state(oracle, "99.5", "99.7", changed_at=t), ds, DIRECTIONAL, t)
     assert ds.oracle.consecutive(True, 1.0, 10) == 1
-    again = observe_oracle(state("99.95", "90", "110", changed_at=1.0), ds, DIRECTIONAL, 1.5)
-    assert again is ds  # same value: nothing new
+    again = observe_oracle(state("99.95", "99.5", "99.7", changed_at=1.0), ds, DIRECTIONAL, 1.5)
+    assert again.oracle is ds.oracle  # same value: no new move
     signal, _ = evaluate(
-        state("100.00", "99.5", "99.7", changed_at=2.0), ds, TSLA_SPEC, DIRECTIONAL, 2.0, max_notional=BIG_CAP
+        state("100.00", "99.5", "99.7", changed_at=2.0),
+        ds,
+        TSLA_SPEC,
+        DIRECTIONAL,
+        2.0,
+        max_notional=BIG_CAP,
+        taker_fee_bps=FEE,
     )
     assert signal is not None
 
@@ -445,31 +558,24 @@ sizes = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("100000"), pl
 @given(
     book_px=prices,
     book_sz=sizes,
-    mid_offset=st.decimals(min_value=Decimal("0.9"), max_value=Decimal("1.1"), places=3),
     sz_decimals=st.integers(min_value=0, max_value=5),
     cap=st.decimals(min_value=Decimal(1), max_value=Decimal(10_000), places=2),
     min_order=st.decimals(min_value=Decimal(10), max_value=Decimal(50), places=2),
+    min_book=st.decimals(min_value=Decimal(0), max_value=Decimal(500), places=2),
 )
-def test_size_is_legal_bounded_by_book_and_cap(
-    book_px: Decimal,
-    book_sz: Decimal,
-    mid_offset: Decimal,
-    sz_decimals: int,
-    cap: Decimal,
-    min_order: Decimal,
+def test_size_is_legal_bounded_by_level_and_cap(
+    book_px: Decimal, book_sz: Decimal, sz_decimals: int, cap: Decimal, min_order: Decimal, min_book: Decimal
 ) -> None:
-    params = DetectorParams(min_order_notional=min_order)
     spec = MarketSpec(TSLA, sz_decimals=sz_decimals)
-    mid = book_px * mid_offset
-    size = size_for(book_px, book_sz, mid, spec, params, cap)
-    assert size >= 0
-    assert size <= book_sz  # never more than the book shows
-    assert size * mid <= cap * Decimal("0.99")  # the notional cap always wins
-    if size > 0:
-        assert spec.is_valid_size(size)
-        assert book_px * book_sz > params.min_book_notional  # liquidity factor was positive
-    if book_px * book_sz <= params.min_book_notional:
-        assert size == 0
+    size = take_size(
+        book_px, book_sz, spec, max_notional=cap, min_book_notional=min_book, min_order_notional=min_order
+    )
+    if isinstance(size, str):
+        return
+    assert spec.is_valid_size(size)
+    assert size <= book_sz  # never more than the stale level shows
+    assert size * book_px <= cap * Decimal("0.99")  # the notional cap always wins
+    assert size * book_px >= min_order and book_px * book_sz >= min_book
 
 
 @settings(max_examples=300, deadline=None)
@@ -485,7 +591,7 @@ def test_any_signal_clears_its_threshold_on_the_right_side(oracle: Decimal, bid_
     signal = check(ms)
     if signal is None:
         return
-    assert signal.raw_edge_bps >= signal.threshold_bps == D(16)
+    assert signal.edge_bps >= signal.threshold_bps
     if signal.side is Side.BUY:
         assert signal.best_px == ask < oracle
     else:

@@ -15,7 +15,9 @@ from hip3.strategy.gates import GATE_ORDER, GateLog, GateParams, GateState, Gate
 D = Decimal
 TSLA = MarketKey("xyz", "TSLA", 110001)
 NOW = 100.0
-P = GateParams()
+#: Every gate on, including the two that are off by default (bbo age, mark-mid), so each is reachable.
+P = GateParams(max_bbo_age_ms=2000, max_mark_mid_divergence_bps=50, time_regression_hold_secs=30)
+DEFAULTS = GateParams()
 
 
 def market(
@@ -27,6 +29,7 @@ def market(
     bbo_age: float | None = 0.5,
     ctx_age: float | None = 1.0,
     regressed_ago: float | None = None,
+    regression_ms: int = 1000,
     time: int = 1,
 ) -> MarketState:
     book = Bbo(
@@ -45,6 +48,7 @@ def market(
         ctx=context if ctx_age is not None else None,
         ctx_at=NOW - ctx_age if ctx_age is not None else None,
         time_regressed_at=NOW - regressed_ago if regressed_ago is not None else None,
+        time_regression_ms=regression_ms,
     )
 
 
@@ -57,9 +61,21 @@ def gate(
     halted: bool = False,
     params_changed: bool = False,
     now: float = NOW,
+    session_block: str | None = None,
+    max_edge_bps: Decimal | None = None,
+    warming_up: str | None = None,
 ) -> tuple[GateVerdict, GateState]:
     return evaluate_gates(
-        ms, gs or GateState(), params, oi_cap=oi_cap, halted=halted, params_changed=params_changed, now=now
+        ms,
+        gs or GateState(),
+        params,
+        oi_cap=oi_cap,
+        halted=halted,
+        params_changed=params_changed,
+        now=now,
+        session_block=session_block,
+        max_edge_bps=max_edge_bps,
+        warming_up=warming_up,
     )
 
 
@@ -315,3 +331,69 @@ def test_gate_log_reports_transitions_only() -> None:
     assert log.observe(TSLA, ok, 121.0) == "market xyz:TSLA unblocked after 120.0 s (was halt)"
     assert log.observe(TSLA, ok, 122.0) is None
     assert log.blocked_markets() == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# The defaults: gates that catch broken data, not a lagging book
+
+
+def test_defaults_let_a_lagging_book_through() -> None:
+    # The book has not changed for 5 s and its mid is 60 bps under the mark (which follows the
+    # oracle): exactly the dislocation the strategy trades, so the default gates let it pass.
+    verdict, _ = gate(market(bid="99.35", ask="99.45", mark="100", bbo_age=5.0), params=DEFAULTS)
+    assert verdict.ok, verdict
+    assert DEFAULTS.max_bbo_age_ms == 0 and DEFAULTS.max_mark_mid_divergence_bps == 0
+
+
+def test_defaults_still_refuse_broken_books() -> None:
+    for ms, why in (
+        (market(bid=None), "no bid"),
+        (market(bid="100.1", ask="100"), "crossed"),
+        (market(bbo_age=None), "no bbo"),
+    ):
+        verdict, _ = gate(ms, params=DEFAULTS)
+        assert not verdict.ok and why in verdict.detail
+
+
+def test_small_time_regression_is_ignored_and_a_real_one_holds_briefly() -> None:
+    assert gate(market(regressed_ago=0.5, regression_ms=1), params=DEFAULTS)[0].ok  # 1 ms: noise
+    held = gate(market(regressed_ago=0.5, regression_ms=5000), params=DEFAULTS)[0]
+    assert held.gate == "time_regression"
+    assert gate(market(regressed_ago=2.5, regression_ms=5000), params=DEFAULTS)[0].ok  # 2 s hold, not 30
+
+
+def test_time_regression_magnitude_from_the_cells() -> None:
+    cells = MarketCells([TSLA])
+    ms = market()
+    assert ms.bbo is not None
+    cells.update_bbo(TSLA, attrs.evolve(ms.bbo, time=2000), NOW)
+    cells.update_bbo(TSLA, attrs.evolve(ms.bbo, time=1999), NOW + 0.1)
+    assert cells.get(TSLA).time_regression_ms == 1
+
+
+def test_session_block() -> None:
+    verdict, _ = gate(market(), params=DEFAULTS, session_block="xyz weekend")
+    assert verdict.gate == "session" and "xyz weekend" in verdict.detail
+
+
+def test_oracle_unchanged_for_too_long_blocks() -> None:
+    stale = attrs.evolve(market(), oracle_changed_at=NOW - 61)
+    verdict, _ = gate(stale, params=DEFAULTS)
+    assert verdict.gate == "oracle_stale" and "61 s" in verdict.detail
+    assert gate(attrs.evolve(market(), oracle_changed_at=NOW - 59), params=DEFAULTS)[0].ok
+    assert gate(stale, params=attrs.evolve(DEFAULTS, max_oracle_unchanged_secs=0))[0].ok  # 0 = off
+
+
+def test_oracle_sanity_blocks_by_default_and_per_market_ceiling() -> None:
+    absurd = market(bid="99.99", ask="100", mark="150")  # oracle = mark = 150 over a book at 100
+    verdict, _ = gate(absurd, params=DEFAULTS)
+    assert verdict.gate == "oracle_sanity" and "oracle not trusted" in verdict.detail
+    # A 30 bps lag passes the default ceiling but not a market's own 20 bps one.
+    lag = market(bid="99.69", ask="99.70", mark="100")
+    assert gate(lag, params=DEFAULTS)[0].ok
+    assert gate(lag, params=DEFAULTS, max_edge_bps=D(20))[0].gate == "oracle_sanity"
+
+
+def test_baseline_warm_up_blocks_last() -> None:
+    verdict, _ = gate(market(), params=DEFAULTS, warming_up="measuring the book-oracle gap (3 of 20 s)")
+    assert verdict.gate == "baseline" and "3 of 20 s" in verdict.detail

@@ -28,6 +28,10 @@ SPECS = {
     GOLD: MarketSpec(GOLD, sz_decimals=4, max_leverage=20, only_isolated=True),
 }
 D = Decimal
+#: The oracle-mark sanity bound would refuse the absurd mark before anything raises; with it off
+#: and the mark-mid gate on, the mark reaches arithmetic that raises (what these tests need).
+DETECTOR = DetectorParams(baseline_warmup_secs=0)
+GATES = GateParams(max_oracle_mark_bps=0, max_mark_mid_divergence_bps=50)
 
 
 def quote(cells: MarketCells, market: MarketKey, mark: Decimal, now: float) -> None:
@@ -38,7 +42,7 @@ def quote(cells: MarketCells, market: MarketKey, mark: Decimal, now: float) -> N
 
 
 def test_an_evaluation_that_raises_blocks_only_its_market(caplog: pytest.LogCaptureFixture) -> None:
-    scanner = SignalScanner(SPECS, DetectorParams(), GateParams(), max_notional=Decimal(50))
+    scanner = SignalScanner(SPECS, DETECTOR, GATES, max_notional=Decimal(50))
     cells = MarketCells(SPECS)
     quote(cells, TSLA, D("9e999999"), 100.0)
     quote(cells, GOLD, D(100), 100.0)
@@ -55,7 +59,7 @@ def test_an_evaluation_that_raises_blocks_only_its_market(caplog: pytest.LogCapt
 
 
 async def test_the_detector_task_survives_an_absurd_mark(autojump_clock: trio.testing.MockClock) -> None:
-    scanner = SignalScanner(SPECS, DetectorParams(), GateParams(), max_notional=Decimal(50))
+    scanner = SignalScanner(SPECS, DETECTOR, GATES, max_notional=Decimal(50))
     cells = MarketCells(SPECS)
     send, recv = trio.open_memory_channel[Signal](4)
     async with trio.open_nursery() as nursery:

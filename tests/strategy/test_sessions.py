@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -132,3 +133,30 @@ def test_zones_work_without_system_zone_data(no_system_zones: None) -> None:
     # The tzdata package is a dependency, so a host without /usr/share/zoneinfo still knows US Eastern.
     window = SessionWindow(name="w", start="Fri 20:00", end="Sun 20:00", time_zone="America/New_York")
     assert window.is_open(utc(2026, 7, 11, 0, 0)) and not window.is_open(utc(2026, 7, 10, 23, 59))
+
+
+def test_sessions_in_the_config_file() -> None:
+    from hip3.service.config import ConfigError, config_from_text, config_to_text
+
+    assert config_from_text("").sessions == (XYZ_WEEKEND,)  # the default for dex xyz
+    assert config_from_text("sessions = []\n").sessions == ()
+    cfg = config_from_text(
+        '[[sessions]]\nname = "US open"\nstart = "09:30"\nend = "10:30"\ndays = ["Mon", "Fri"]\n'
+        'time_zone = "America/New_York"\naction = "scale"\nthreshold_multiplier = 2\n'
+    )
+    (window,) = cfg.sessions
+    assert (window.action, window.threshold_multiplier, window.days) == ("scale", Decimal(2), ("Mon", "Fri"))
+    assert config_from_text(config_to_text(cfg)) == cfg
+    for bad, message in (
+        ('[[sessions]]\nname = "x"\nstart = "25:00"\nend = "10:00"\n', "sessions[0]: not a time of day"),
+        (
+            '[[sessions]]\nname = "x"\nstart = "9:00"\nend = "10:00"\ntime_zone = "Mars/X"\n',
+            "unknown time zone",
+        ),
+        (
+            '[[sessions]]\nname = "x"\nstart = "9:00"\nend = "10:00"\nfoo = 1\n',
+            "sessions[0].foo: unknown key",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            config_from_text(bad)

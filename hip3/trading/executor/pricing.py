@@ -52,8 +52,14 @@ def entry_terms(
     best_px: Decimal,
     suggested_size: Decimal,
     max_slippage_bps: Decimal,
+    worst_px: Decimal | None = None,
 ) -> OrderTerms | DropReason:
-    """Terms of an opening IOC, or why it must not be sent (checked before reserving, so a size that rounds to zero never holds a reservation)."""
+    """Terms of an opening IOC, or why it must not be sent (checked before reserving, so a size that
+    rounds to zero never holds a reservation).
+
+    `worst_px` (from the signal) is the last price at which the round trip still pays: the limit
+    never goes past it, so a pulled stale quote is not replaced by a fill that loses.
+    """
     if best_px <= 0:
         return DropReason.BAD_PRICE
     size = spec.round_size(suggested_size)
@@ -61,9 +67,15 @@ def entry_terms(
         return DropReason.SIZE_ROUNDS_TO_ZERO
     slip = max_slippage_bps / BPS
     if side is Side.BUY:
-        limit = spec.round_price(best_px * (1 + slip), up=False)
+        raw = best_px * (1 + slip)
+        if worst_px is not None:
+            raw = max(best_px, min(raw, worst_px))
+        limit = spec.round_price(raw, up=False)
     else:
-        limit = spec.round_price(best_px * (1 - slip), up=True)
+        raw = best_px * (1 - slip)
+        if worst_px is not None:
+            raw = min(best_px, max(raw, worst_px))
+        limit = spec.round_price(raw, up=True)
     # The fill can happen anywhere between the touch and the limit: the smaller notional must pass.
     if size * min(limit, best_px) < MIN_OPEN_NOTIONAL:
         return DropReason.UNDER_MIN_NOTIONAL

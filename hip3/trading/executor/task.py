@@ -82,6 +82,9 @@ class ExecutorParams:
     unknown_oid_grace_secs: Secs = param(
         5.0, 'after a lost post, "unknownOid" means "not there yet" this long'
     )
+    # A dislocation lasts 1-3 s: an entry that reaches the exchange later than this is refused
+    # there (expiresAfter) rather than filled against a book that has moved on. Flattens never expire.
+    entry_expiry_secs: Secs = param(2.0, "entry orders carry expiresAfter = now + this (s)")
 
     def problems(self) -> list[str]:
         return [
@@ -349,7 +352,12 @@ class Executor:
             self._drop(DropReason.UNKNOWN_MARKET, f"signal for {signal.market}")
             return
         terms = entry_terms(
-            spec, signal.side, signal.best_px, signal.suggested_size, self.params.max_slippage_bps
+            spec,
+            signal.side,
+            signal.best_px,
+            signal.suggested_size,
+            self.params.max_slippage_bps,
+            signal.worst_px,
         )
         if isinstance(terms, DropReason):
             self._drop(terms, f"{signal.market} {signal.side} size {signal.suggested_size}")
