@@ -50,10 +50,10 @@ async def test_record_replay_report(sim: Sim, market: FrozenMarket, tmp_path: Pa
                     market.refresh()
                     await trio.sleep(0.2)
                     if side is Side.BUY:
-                        await move_oracle(bot, market, market.ask * (1 + 10 * BPS))
+                        await move_oracle(bot, market, market.ask * (1 + D("2.5") * BPS))
                         await move_oracle(bot, market, market.ask / (1 - edge_bps * BPS))
                     else:
-                        await move_oracle(bot, market, market.bid * (1 - 10 * BPS))
+                        await move_oracle(bot, market, market.bid * (1 - D("2.5") * BPS))
                         await move_oracle(bot, market, market.bid / (1 + edge_bps * BPS))
                     await wait_for(lambda n=count: len(run.signals) > n, f"a {side} signal", timeout=3)
                     await trio.sleep(0.3)
