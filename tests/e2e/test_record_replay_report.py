@@ -21,7 +21,7 @@ from hip3.service.config import config_to_text
 from hip3.service.record import record
 from hip3.sim import Sim
 from tests.e2e.conftest import TSLA, FrozenMarket, bot_config, running_bot, wait_for
-from tests.e2e.test_replay_e2e import BPS, move_oracle
+from tests.e2e.test_replay_e2e import dislocate
 
 D = Decimal
 
@@ -46,19 +46,7 @@ async def test_record_replay_report(sim: Sim, market: FrozenMarket, tmp_path: Pa
                 await wait_for(lambda: bot.ready.is_ready, "READY (market data only)", timeout=4)
                 await wait_for(lambda: recorder.frames >= 2, "the recorder's first frames", timeout=4)
                 for edge_bps, side in ((D(40), Side.BUY), (D(60), Side.SELL)):
-                    count = len(run.signals)
-                    market.refresh()
-                    await trio.sleep(0.2)
-                    if side is Side.BUY:
-                        await move_oracle(bot, market, market.ask * (1 + D("2.5") * BPS))
-                        await move_oracle(bot, market, market.ask / (1 - edge_bps * BPS))
-                    else:
-                        await move_oracle(bot, market, market.bid * (1 - D("2.5") * BPS))
-                        await move_oracle(bot, market, market.bid / (1 + edge_bps * BPS))
-                    await wait_for(lambda n=count: len(run.signals) > n, f"a {side} signal", timeout=3)
-                    await trio.sleep(0.3)
-                    await move_oracle(bot, market, (market.bid + market.ask) / 2)
-                    await trio.sleep(0.3)
+                    await dislocate(run, market, edge_bps, side)
                 code = await run.stop()
             await trio.sleep(1.2)  # one more flush of the recorder
             nursery.cancel_scope.cancel()

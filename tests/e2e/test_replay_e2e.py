@@ -12,6 +12,7 @@ import gzip
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -43,6 +44,26 @@ async def move_oracle(bot: Bot, market: FrozenMarket, value: Decimal) -> None:
     )
 
 
+async def dislocate(run: Any, market: FrozenMarket, edge_bps: Decimal, side: Side) -> None:
+    """One dislocation the bot signals: an oracle run of two moves away from a book that stays put
+    (the first, 2.5 bps, stays under the growth-mode round trip of ~3.5 bps, so the second signals),
+    then the oracle back to the book's middle for the next one."""
+    bot = run.b
+    count = len(run.signals)
+    market.refresh()
+    await trio.sleep(0.2)
+    if side is Side.BUY:
+        await move_oracle(bot, market, market.ask * (1 + D("2.5") * BPS))
+        await move_oracle(bot, market, market.ask / (1 - edge_bps * BPS))
+    else:
+        await move_oracle(bot, market, market.bid * (1 - D("2.5") * BPS))
+        await move_oracle(bot, market, market.bid / (1 + edge_bps * BPS))
+    await wait_for(lambda: len(run.signals) > count, f"a {side} signal", timeout=3)
+    await trio.sleep(0.3)
+    await move_oracle(bot, market, (market.bid + market.ask) / 2)
+    await trio.sleep(0.3)
+
+
 async def test_replay_of_a_recording_reproduces_the_live_signals(
     sim: Sim, market: FrozenMarket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -59,24 +80,9 @@ async def test_replay_of_a_recording_reproduces_the_live_signals(
         async with running_bot(cfg, None) as run:
             bot = run.b
             await wait_for(lambda: bot.ready.is_ready, "READY (market data only)", timeout=4)
-            # Three dislocations, each an oracle run of two moves away from a book that stays put:
-            # two below the ask (buy), one above the bid (sell), each at a new oracle level. The first
-            # move (2.5 bps) stays under the growth-mode round trip (~3.5 bps), so the second signals.
+            # Three dislocations: two below the ask (buy), one above the bid (sell), each at a new level.
             for edge_bps, side in ((D(40), Side.BUY), (D(60), Side.SELL), (D(80), Side.BUY)):
-                count = len(run.signals)
-                market.refresh()
-                await trio.sleep(0.2)
-                if side is Side.BUY:
-                    await move_oracle(bot, market, market.ask * (1 + D("2.5") * BPS))
-                    await move_oracle(bot, market, market.ask / (1 - edge_bps * BPS))
-                else:
-                    await move_oracle(bot, market, market.bid * (1 - D("2.5") * BPS))
-                    await move_oracle(bot, market, market.bid / (1 + edge_bps * BPS))
-                await wait_for(lambda n=count: len(run.signals) > n, f"a {side} signal", timeout=3)
-                await trio.sleep(0.3)
-                # back to the book's middle, for the next run of moves
-                await move_oracle(bot, market, (market.bid + market.ask) / 2)
-                await trio.sleep(0.3)
+                await dislocate(run, market, edge_bps, side)
             code = await run.stop()
     assert code == EXIT_OK
     live = [(s.market.name, s.side, s.oracle_px, T0_MS + s.created_at * 1000) for s in run.signals]
