@@ -6,8 +6,8 @@ its fair value, or its best bid above it, by more than the round-trip cost) with
 it (`hip3.sim` dislocation records). A dislocation is *capturable* when an order could have reached
 it: the exchange publishes the oracle to clients only with `activeAssetCtx`, about once a second,
 so a client learns of an oracle move up to a second late; a dislocation that closed sooner than
-that plus two blocks (`MIN_CAPTURABLE_MS`) could not be seen in time. One still open at the end
-counts. It is *taken* when the bot's account traded on its stale side while it was open. PnL comes
+that plus two blocks (`MIN_CAPTURABLE_MS`) could not be seen in time. One still open when the run
+is scored counts once it has been open that long. It is *taken* when the bot's account traded on its stale side while it was open. PnL comes
 from the bot's tracker (realized, fees as the exchange charged them).
 """
 
@@ -74,9 +74,12 @@ class RunScore:
         return lines
 
 
-def is_capturable(record: Any) -> bool:
-    duration = record.duration_ms
-    return duration is None or duration >= MIN_CAPTURABLE_MS
+def is_capturable(record: Any, now_ms: int) -> bool:
+    """Whether an order could have reached `record` (a `hip3.sim.dislocations.Dislocation`); one
+    still open is measured up to `now_ms`, the exchange time the run is scored at."""
+    closed: int = record.closed_ms if record.closed_ms is not None else now_ms
+    opened: int = record.opened_ms
+    return closed - opened >= MIN_CAPTURABLE_MS
 
 
 def score_run(sim: Any, master: str, bot: Any) -> RunScore:
@@ -85,7 +88,8 @@ def score_run(sim: Any, master: str, bot: Any) -> RunScore:
     records_of = getattr(sim, "dislocations", None)
     if callable(records_of):
         records = list(records_of())
-        reachable = [r for r in records if is_capturable(r)]
+        now_ms = sim.engine.now_ms()
+        reachable = [r for r in records if is_capturable(r, now_ms)]
         dislocations, capturable = len(records), len(reachable)
         taken = sum(1 for r in reachable if r.taken_by(master) > 0)
         taken_any = sum(1 for r in records if r.taken_by(master) > 0)

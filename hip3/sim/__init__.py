@@ -17,7 +17,7 @@
   in which a market's best ask sat below fair value (or its best bid above) by more than the
   round-trip cost. Fields: `coin`, `side` (the taker side that captures it), `opened_ms`,
   `closed_ms` (None while open; exchange ms, the clock of fills), `cost_bps` (two taker fees at
-  the base rates + `model.dislocation_exit_cost_bps`), `best_edge_bps` / `best_ms` / `best_px` /
+  the base rates + the exit through the caught-up book + `model.dislocation_exit_cost_bps`), `best_edge_bps` / `best_ms` / `best_px` /
   `best_sz` (the best edge, when, at what price and displayed size), `oracle_px`, `fair_px`
   (oracle shifted by the structural gap, so a persistent gap is not a dislocation), `taken`
   ((taker, size) pairs that took the stale side while it was open; `taken_by(user)`), `pulled`

@@ -149,8 +149,9 @@ class ModelConfig:
     stale_quote_pull_probability: float = field(default=0.2, metadata={"conv": _float})
     #: internal-pricing session (trade.xyz weekends, feed gaps): the oracle follows the book
     internal_pricing: bool = field(default=False, metadata={"conv": _bool})
-    #: the expected cost of getting out, added to the round-trip fees a dislocation must beat
-    dislocation_exit_cost_bps: Decimal = field(default=Decimal(2), metadata={"conv": _decimal})
+    #: a cost of getting out beyond the caught-up book's spread (which is counted anyway: the
+    #: makers' first level on the tick grid), added to what a dislocation must beat
+    dislocation_exit_cost_bps: Decimal = field(default=Decimal(0), metadata={"conv": _decimal})
 
 
 @frozen

@@ -2,7 +2,8 @@
 
 A dislocation is a stretch of time during which a market's best ask sits below its fair value (a
 buy captures it) or its best bid above it (a sell does) by more than the round-trip cost: two
-taker fees at the base rates for that asset plus `model.dislocation_exit_cost_bps`. Fair value is
+taker fees at the base rates for that asset, the exit through the caught-up book (the makers'
+first level on the tick grid, per side) and `model.dislocation_exit_cost_bps`. Fair value is
 the oracle, shifted by the market's structural gap (a book that always sits away from the oracle
 is not edge). Markets in an internal-pricing session record nothing: there the oracle follows
 the book, and a gap between them means nothing.
@@ -13,7 +14,7 @@ frozen `Dislocation`s (the still-open ones with `closed_ms = None`) in the order
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 import attrs
@@ -92,21 +93,22 @@ class DislocationLog:
         *,
         oracle: Decimal,
         gap_bps: Decimal,
-        cost_bps: Decimal,
+        cost_bps: Decimal | Mapping[Side, Decimal],
         best_bid: tuple[Decimal, Decimal] | None,
         best_ask: tuple[Decimal, Decimal] | None,
         informative: bool = True,
     ) -> None:
         """Look at one market's top of book now; open, extend or close its dislocation."""
         fair = oracle * (1 + gap_bps * BPS)
-        found: tuple[Side, Decimal, Decimal, Decimal] | None = None
+        found: tuple[Side, Decimal, Decimal, Decimal, Decimal] | None = None
         if informative and oracle > 0:
             for side, level in ((Side.BUY, best_ask), (Side.SELL, best_bid)):
                 if level is None:
                     continue
                 edge = edge_bps(side, level[0], fair)
-                if edge > cost_bps:
-                    found = (side, edge, level[0], level[1])
+                cost = cost_bps[side] if isinstance(cost_bps, Mapping) else cost_bps
+                if edge > cost:
+                    found = (side, edge, level[0], level[1], cost)
         current = self._open.get(coin)
         if current is not None and (found is None or found[0] is not current.record.side):
             self._closed.append(current.frozen(now_ms))
@@ -114,7 +116,7 @@ class DislocationLog:
             current = None
         if found is None:
             return
-        side, edge, px, sz = found
+        side, edge, px, sz, cost = found
         if current is None:
             self._open[coin] = _Open(
                 Dislocation(
@@ -122,7 +124,7 @@ class DislocationLog:
                     side=side,
                     opened_ms=now_ms,
                     closed_ms=None,
-                    cost_bps=cost_bps,
+                    cost_bps=cost,
                     best_edge_bps=edge,
                     best_ms=now_ms,
                     best_px=px,

@@ -351,11 +351,26 @@ class Engine:
         multiplier = market.fee_multiplier
         return acct.rates.taker_rate(multiplier) if crossed else acct.rates.maker_rate(multiplier)
 
-    def round_trip_cost_bps(self, coin: str) -> Decimal:
-        """What a dislocation must beat in `coin`: two taker fees at the base rates plus the exit cost."""
+    def round_trip_cost_bps(self, coin: str, side: Side) -> Decimal:
+        """What a dislocation taken on `side` must beat in `coin`: two taker fees at the base rates,
+        the exit through the book once the makers have caught up, and `dislocation_exit_cost_bps`."""
         market = self.market(coin)
         taker = self.default_rates.taker_rate(market.fee_multiplier) / BPS
-        return 2 * taker + self.config.model.dislocation_exit_cost_bps
+        return 2 * taker + self.exit_spread_bps(market, side) + self.config.model.dislocation_exit_cost_bps
+
+    def exit_spread_bps(self, market: Market, side: Side) -> Decimal:
+        """What getting out of a `side` entry pays against fair value once the makers have caught up:
+        the distance to their first level, half their spread rounded outwards onto the tick grid (a
+        long sells into the bid, a short buys the ask)."""
+        fair = market.oracle_px * (1 + market.structural_gap_bps * BPS)
+        if fair <= 0:
+            return Decimal(0)
+        half = fair * self.config.model.maker_half_spread_bps * BPS
+        if side is Side.BUY:
+            distance = fair - market.spec.round_price(max(fair - half, BPS * fair), up=False)
+        else:
+            distance = market.spec.round_price(fair + half, up=True) - fair
+        return distance / fair / BPS
 
     def approve_agent(self, master: str, agent: str) -> None:
         master, agent = master.lower(), agent.lower()

@@ -289,7 +289,9 @@ class Sim:
                 coin,
                 oracle=market.oracle_px,
                 gap_bps=market.structural_gap_bps,
-                cost_bps=self.engine.round_trip_cost_bps(coin),
+                cost_bps={
+                    side: self.engine.round_trip_cost_bps(coin, side) for side in (Side.BUY, Side.SELL)
+                },
                 best_bid=(bid.limit_px, bid.sz) if bid else None,
                 best_ask=(ask.limit_px, ask.sz) if ask else None,
                 informative=not market.halted and coin not in self.model.internal,

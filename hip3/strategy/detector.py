@@ -5,7 +5,7 @@ ask after the oracle rose); a sell signal means the best bid sits above it. The 
 (`hip3.strategy.entry.Threshold`): the market's taker fee in and out (from the exchange,
 `hip3.strategy.fees`), the expected cost of getting out (the market's typical half-spread once
 its book has caught up, measured here, with a floor) and a margin, `min_edge_bps`. Edges are
-measured against the market's structural book–oracle gap (a slow average, `entry.SlowAverage`),
+measured against the market's structural book–oracle gap (a recent median, `entry.RecentMedian`),
 not against zero, so a book that always sits away from the oracle is never "edge".
 
 Everything here is pure: state goes in and the new state comes out, so the rules are tested
@@ -37,6 +37,7 @@ from hip3.params import (
 )
 from hip3.strategy.entry import (
     ONE,
+    RecentMedian,
     SlowAverage,
     Threshold,
     brackets,
@@ -76,10 +77,12 @@ class DetectorParams:
         Decimal(1), "floor of the expected exit cost (each market's measured half-spread once caught up)"
     )
     exit_cost_secs: Secs = param(60.0, "time constant of each market's half-spread average (s)")
-    baseline_secs: Secs = param(300.0, "time constant of each market's book-oracle gap average (s)")
+    baseline_secs: Secs = param(
+        300.0, "window of each market's book-oracle gap median (s; a sample per oracle update)"
+    )
     baseline_warmup_secs: SecsOrOff = param(
         5.0,
-        "no entries in a market until its gap average has watched it this long (s; 0 = no baseline at all)",
+        "no entries in a market until its gap median has watched it this long (s; 0 = no baseline at all)",
     )
     min_book_notional: NonNegativeUsd = param(
         Decimal(50), "no entry when the level taken shows less than this (USD)"
@@ -143,12 +146,15 @@ class OracleTracker:
 @frozen
 class DetectorMarketState:
     """Per-market detector memory: oracle direction, the oracle of the last signal per side (dedup),
-    the slow average of the book–oracle gap (structural baseline) and of the caught-up half-spread."""
+    the recent median of the book–oracle gap (structural baseline) and the slow average of the
+    caught-up half-spread."""
 
     oracle: OracleTracker = OracleTracker()
     last_buy_oracle: Decimal | None = None
     last_sell_oracle: Decimal | None = None
-    gap: SlowAverage = attrs.field(factory=SlowAverage)  # signed (mid − oracle) / oracle, bps
+    #: signed (mid − oracle) / oracle in bps, sampled as each oracle update arrives against the oracle
+    #: it replaces (where the book settled, not how far it lags)
+    gap: RecentMedian = attrs.field(factory=RecentMedian)
     half_spread: SlowAverage = attrs.field(
         factory=SlowAverage
     )  # bps, sampled while the book brackets fair value
@@ -300,13 +306,18 @@ def observe_oracle(
     if ms.ctx is None or ms.ctx.oracle_px <= 0:
         return dstate
     oracle = ms.ctx.oracle_px
+    replaced = dstate.oracle.last_px
     at = ms.oracle_changed_at if ms.oracle_changed_at is not None else now
     tracker = dstate.oracle.observe(oracle, at, params.min_oracle_move_bps, params.oracle_window_secs)
     gap, half = dstate.gap, dstate.half_spread
     mid = ms.mid
     if mid is not None:
         assert ms.bbo is not None and ms.bbo.bid is not None and ms.bbo.ask is not None
-        gap = gap.observe(signed_gap_bps(oracle, mid), now, params.baseline_secs)
+        if replaced is not None and replaced > 0 and oracle != replaced:
+            # One sample per oracle update: the book against the oracle it had until now, which it
+            # has had time to follow. Against the new one it would measure the lag (the edge) and
+            # call a trend "structural"; makers have not reacted to the new value yet.
+            gap = gap.observe(signed_gap_bps(replaced, mid), now, params.baseline_secs)
         fair = oracle * (1 + (gap.value or Decimal(0)) / BPS)
         if brackets(ms.bbo.bid.px, ms.bbo.ask.px, fair):
             half = half.observe(half_spread_bps(ms.bbo.bid.px, ms.bbo.ask.px), now, params.exit_cost_secs)

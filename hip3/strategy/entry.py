@@ -12,7 +12,7 @@ so each signal can say why it traded.
 A market whose book sits persistently away from the oracle (a structural gap) shows an "edge" all
 the time that never closes; the system this replaced got 81.6 % of its signals from such markets
 and lost money on them (original-system.md §7 item 42). Edge is therefore measured against each
-market's slow average of the signed book–oracle gap (`SlowAverage`), once it has warmed up.
+market's recent median of the signed book–oracle gap (`RecentMedian`), once it has warmed up.
 """
 
 from __future__ import annotations
@@ -96,6 +96,41 @@ class SlowAverage:
         decay = Decimal(-dt / tau_secs).exp() if tau_secs > 0 else Decimal(0)
         weight = max(ONE - decay, Decimal(dt / elapsed))
         return attrs.evolve(self, value=self.value + weight * (sample - self.value), last_at=at)
+
+    def age(self, now: float) -> float:
+        return 0.0 if self.started_at is None else now - self.started_at
+
+    def warmed(self, now: float, warmup_secs: float) -> bool:
+        return self.value is not None and self.age(now) >= warmup_secs
+
+
+#: Bound on the samples a `RecentMedian` keeps (a sample per oracle update: ~3 s apart on HIP-3).
+MAX_MEDIAN_SAMPLES = 256
+
+
+@frozen
+class RecentMedian:
+    """The median of the samples seen in the last `window_secs` (at most `MAX_MEDIAN_SAMPLES`).
+
+    A median, not a mean: an oracle spike the makers never follow gives one wild sample, and a
+    handful of those must not become "structure". The median is worked out as samples arrive
+    (once per oracle update), so reading `value` costs nothing on the entry path.
+    """
+
+    samples: tuple[tuple[float, Decimal], ...] = ()
+    value: Decimal | None = None
+    started_at: float | None = None
+
+    def observe(self, sample: Decimal, at: float, window_secs: float) -> RecentMedian:
+        if self.samples and at <= self.samples[-1][0]:
+            return self  # a re-evaluation of the same instant adds nothing
+        kept = [s for s in self.samples if at - s[0] < window_secs][-(MAX_MEDIAN_SAMPLES - 1) :]
+        kept.append((at, sample))
+        ordered = sorted(v for _, v in kept)
+        mid = len(ordered) // 2
+        value = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+        started = self.started_at if self.started_at is not None else at
+        return RecentMedian(tuple(kept), value, started)
 
     def age(self, now: float) -> float:
         return 0.0 if self.started_at is None else now - self.started_at

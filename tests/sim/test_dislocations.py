@@ -79,12 +79,13 @@ def test_log_side_flip_and_structural_gap() -> None:
 async def test_sim_records_an_oracle_jump_until_the_book_catches_up(sim: Sim) -> None:
     trader = SdkClient()
     sim.engine.fund(trader.address, 10000)
-    sim.engine.set_oracle("TSLA", "101")  # asks at 100.1: 89 bps below the oracle (cost 3.8 bps)
+    sim.engine.set_oracle("TSLA", "101")  # asks at 100.1: 89 bps below the oracle
     await trio.sleep(0.2)
     [record] = [d for d in sim.dislocations() if d.coin == "xyz:TSLA"]
     assert record.is_open and record.side is Side.BUY
     assert record.best_edge_bps == (D(101) - D("100.1")) / D(101) * 10000
-    assert record.cost_bps == D("3.8")
+    # two 0.9 bp fees, and the caught-up bid 101 − 2 bps = 100.9798 rounds down to 100.97: 0.03 away
+    assert record.cost_bps == D("1.8") + D("0.03") / D(101) * 10000
     body = trader.order(TSLA, True, "100.1", "0.5", nonce=sim.engine.now_ms())
     sim.execute_action(body)
     await trio.sleep(0.2)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hip3.core import Side
 from hip3.sim.config import SimConfigError, _default_text, load_sim_config
 from hip3.sim.engine import Engine
 from hip3.sim.fees import hip3_multiplier
@@ -71,10 +72,19 @@ def test_meta_carries_per_asset_fee_fields(engine: Engine) -> None:
 
 
 def test_round_trip_cost_per_asset(engine: Engine) -> None:
-    # two taker fees at tier 0 plus the 2 bp exit cost
-    assert engine.round_trip_cost_bps("TSLA") == Decimal("3.8")  # 2 × 0.9 + 2
-    assert engine.round_trip_cost_bps("GOLD") == Decimal("20")  # 2 × 9 + 2
-    assert engine.round_trip_cost_bps("HOOD") == Decimal("15.5")  # 2 × 6.75 + 2
+    # Two taker fees at tier 0 plus the exit through the caught-up book: the makers quote 2 bps
+    # either side of fair, rounded outwards onto the tick grid (5 significant figures).
+    # TSLA at 100.1 (the fixture's oracle): 2 bps is 0.02; the bid 100.07998 rounds down to 100.07
+    # and the ask 100.12002 up to 100.13, both 0.03 away.
+    tsla_exit = Decimal("0.03") / Decimal("100.1") * 10_000
+    assert engine.round_trip_cost_bps("TSLA", Side.BUY) == Decimal("1.8") + tsla_exit
+    assert engine.round_trip_cost_bps("TSLA", Side.SELL) == Decimal("1.8") + tsla_exit
+    # GOLD 4061.3: 2 bps is 0.812; 4060.4 and 4062.2 are 0.9 away.
+    gold_exit = Decimal("0.9") / Decimal("4061.3") * 10_000
+    assert engine.round_trip_cost_bps("GOLD", Side.BUY) == Decimal(18) + gold_exit
+    assert round(gold_exit, 2) == Decimal("2.22")  # about what the bot measures on this book
+    hood = engine.round_trip_cost_bps("HOOD", Side.SELL) - Decimal("13.5")  # 2 × 6.75
+    assert Decimal(2) <= hood < Decimal("2.5")
 
 
 def test_fee_scale_out_of_range_is_named(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ import pytest
 
 from hip3.core import MarketKey, MarketSpec, Side
 from hip3.strategy.entry import (
+    MAX_MEDIAN_SAMPLES,
+    RecentMedian,
     SlowAverage,
     Threshold,
     brackets,
@@ -51,6 +53,20 @@ def test_slow_average_forgets_slowly_after_warm_up() -> None:
     for t in range(601, 604):
         avg = avg.observe(D(90), float(t), 120.0)
     assert avg.value is not None and D(30) < avg.value < D("31.6")
+
+
+def test_recent_median_ignores_outliers_forgets_the_window_and_stays_bounded() -> None:
+    med = RecentMedian()
+    for at, sample in enumerate(["1", "2", "-40", "3"]):
+        med = med.observe(D(sample), float(at), 300.0)
+    assert med.value == D("1.5")  # median of −40, 1, 2, 3: one wild sample barely moves it
+    assert med.observe(D(99), 3.0, 300.0) is med  # the same instant again adds nothing
+    assert med.age(10.0) == 10.0 and med.warmed(10.0, 5.0) and not med.warmed(4.0, 5.0)
+    later = med.observe(D(7), 400.0, 300.0)  # everything seen more than 300 s ago is forgotten
+    assert later.value == D(7) and len(later.samples) == 1 and later.started_at == 0.0
+    for at in range(MAX_MEDIAN_SAMPLES + 50):
+        later = later.observe(D(at), 401.0 + at / 1000, 300.0)
+    assert len(later.samples) == MAX_MEDIAN_SAMPLES
 
 
 def test_edge_above_a_structural_gap() -> None:
