@@ -136,7 +136,7 @@ class Replay:
         self.cells = MarketCells(specs)
         self.ready = ReadyState(specs, trading=False)
         self.feed = Feed(self.cells, self.markets, self.ready)
-        self.exits = ExitPlanner(self.cells, exit_params)
+        self.exits = ExitPlanner(self.cells, exit_params, structural_gap=scanner.structural_gap_bps)
         self.ledger = EdgeLedger(oracle_of=self._oracle, taker_bps_of=taker_bps_of)
         self.result = ReplayResult()
         self.positions: dict[MarketKey, Position] = {}

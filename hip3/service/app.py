@@ -445,7 +445,13 @@ async def _run(
                 else None,
             )
             await nursery.start(run_executor, bot.executor, signals_recv, flattens_recv)
-            bot.exits = await nursery.start(run_exits, handle, bot.cells, flattens_send, cfg.exits)
+            bot.exits = await nursery.start(
+                functools.partial(run_exits, structural_gap=bot.scanner.structural_gap_bps),
+                handle,
+                bot.cells,
+                flattens_send,
+                cfg.exits,
+            )
             bot.resync = await nursery.start(
                 functools.partial(
                     run_resync,

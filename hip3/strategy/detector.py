@@ -229,10 +229,11 @@ def threshold_for(
 def worst_price(
     side: Side, oracle: Decimal, break_even_bps: Decimal, baseline_bps: Decimal | None
 ) -> Decimal:
-    """The last price at which taking still pays the round trip (the IOC limit never goes past it)."""
+    """The last price at which taking still pays the round trip (the IOC limit never goes past it):
+    the break-even distance from where the book settles (the oracle shifted by the structural gap)."""
     structural = Decimal(0)
     if baseline_bps is not None:
-        structural = max(Decimal(0), baseline_bps if side is Side.SELL else -baseline_bps)
+        structural = baseline_bps if side is Side.SELL else -baseline_bps
     if side is Side.BUY:
         return oracle * (1 - (break_even_bps + structural) / BPS)
     return oracle * (1 + (break_even_bps + structural) / BPS)

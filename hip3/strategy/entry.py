@@ -145,15 +145,15 @@ def signed_gap_bps(oracle: Decimal, mid: Decimal) -> Decimal:
 
 
 def edge_above_baseline(side: Side, raw_edge_bps: Decimal, baseline_gap_bps: Decimal | None) -> Decimal:
-    """The edge left after the market's structural gap.
+    """The edge against where the market's book settles: the oracle shifted by its structural gap.
 
-    A book that always sits above the oracle makes every bid look like a sell edge: that part is
-    taken off. A gap the other way is not added to the edge (it may not close in our favour).
+    A book that always sits 30 bps above the oracle makes every bid look like a sell edge: those
+    30 bps are taken off. The same book's ask 10 bps above the oracle is 20 bps below where it
+    settles: a buy edge of 20 (the exits judge "caught up" against the same place).
     """
     if baseline_gap_bps is None:
         return raw_edge_bps
-    structural = baseline_gap_bps if side is Side.SELL else -baseline_gap_bps
-    return raw_edge_bps - max(Decimal(0), structural)
+    return raw_edge_bps - (baseline_gap_bps if side is Side.SELL else -baseline_gap_bps)
 
 
 def brackets(bid: Decimal, ask: Decimal, fair: Decimal) -> bool:

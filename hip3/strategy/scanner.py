@@ -89,6 +89,12 @@ class SignalScanner:
                 signals.append(signal)
         return signals
 
+    def structural_gap_bps(self, market: MarketKey, now: float) -> Decimal | None:
+        """The market's structural book–oracle gap (bps) once measured, for exits to judge "caught
+        up" by; None while it warms up, when the baseline is off, or for an unknown market."""
+        state = self.detector_states.get(market)
+        return state.baseline_bps(now, self.detector_params) if state is not None else None
+
     def _block_after_error(self, market: MarketKey, exc: Exception, now: float) -> None:
         verdict = GateVerdict(ok=False, gate=EVALUATION_ERROR, detail=f"{type(exc).__name__}: {exc}")
         self.stats.evaluations += 1
@@ -170,7 +176,8 @@ class SignalScanner:
 
 
 def describe_signal(signal: Signal) -> str:
-    gap = f" (raw {signal.raw_edge_bps:.1f} − structural gap {signal.structural_gap_bps:.1f})"
+    gap_sign = "−" if signal.structural_gap_bps >= 0 else "+"
+    gap = f" (raw {signal.raw_edge_bps:.1f} {gap_sign} structural gap {abs(signal.structural_gap_bps):.1f})"
     return (
         f"signal {signal.market} {signal.side}: edge {signal.edge_bps:.1f} bps"
         f"{gap if signal.structural_gap_bps else ''} > threshold "

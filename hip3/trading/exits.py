@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Annotated, Protocol
 
@@ -36,7 +36,9 @@ class ExitParams:
     """`[exits]`: when a position is closed, and how flattens are priced and retried."""
 
     time_stop_secs: Secs = param(20.0, "close a position held longer than this")
-    mark_regression_bps: Bps = param(Decimal(5), "close when the book is back within this of the oracle")
+    mark_regression_bps: Bps = param(
+        Decimal(5), "close when the book is back within this of the oracle (shifted by the structural gap)"
+    )
     min_holding_secs: SecsOrOff = param(1.0, "no exit but the time stop before holding this long")
     flatten_slippage_bps: Annotated[
         Decimal,
@@ -82,6 +84,10 @@ class ShutdownParams:
     settle_timeout_secs: Secs = param(10.0, "wait this long for in-flight orders and fills to settle")
 
 
+#: (market, now) -> the market's structural book–oracle gap in bps, or None while unknown.
+StructuralGap = Callable[[MarketKey, float], Decimal | None]
+
+
 class ViewSource(Protocol):
     def view(self) -> PortfolioView: ...
 
@@ -93,20 +99,31 @@ class ViewSource(Protocol):
 
 
 def exit_reason(
-    position: PositionView, bbo: Bbo | None, ctx: AssetCtx | None, now: float, params: ExitParams
+    position: PositionView,
+    bbo: Bbo | None,
+    ctx: AssetCtx | None,
+    now: float,
+    params: ExitParams,
+    *,
+    gap_bps: Decimal | None = None,
 ) -> str | None:
-    """Why this position should be closed now, or None."""
+    """Why this position should be closed now, or None.
+
+    "Caught up" is measured against where the market's book settles: the oracle shifted by its
+    structural gap `gap_bps` (the detector's baseline; None = the oracle itself).
+    """
     held = now - position.opened_at
     if params.time_stop_secs > 0 and held >= params.time_stop_secs:
         return "time_stop"
     if held < params.min_holding_secs or ctx is None or bbo is None or ctx.oracle_px <= 0:
         return None
-    band = ctx.oracle_px * params.mark_regression_bps / BPS
+    fair = ctx.oracle_px * (1 + gap_bps / BPS) if gap_bps is not None else ctx.oracle_px
+    band = fair * params.mark_regression_bps / BPS
     if position.size > 0:
-        # Long: the bid we sell into is back near the oracle.
-        if bbo.bid is not None and bbo.bid.px >= ctx.oracle_px - band:
+        # Long: the bid we sell into is back near fair value.
+        if bbo.bid is not None and bbo.bid.px >= fair - band:
             return "mark_regression"
-    elif bbo.ask is not None and bbo.ask.px <= ctx.oracle_px + band:
+    elif bbo.ask is not None and bbo.ask.px <= fair + band:
         return "mark_regression"
     return None
 
@@ -148,9 +165,12 @@ class ExitStats:
 class ExitPlanner:
     """Per-market exit state; `step(view, now)` returns the flatten requests to send now."""
 
-    def __init__(self, cells: MarketSource, params: ExitParams) -> None:
+    def __init__(
+        self, cells: MarketSource, params: ExitParams, *, structural_gap: StructuralGap | None = None
+    ) -> None:
         self.cells = cells
         self.params = params
+        self.structural_gap = structural_gap
         self.markets: dict[MarketKey, MarketExit] = {}
         self.stats = ExitStats()
 
@@ -179,7 +199,8 @@ class ExitPlanner:
             if st.phase is not Phase.IDLE or flattening:
                 continue
             state = self.cells.get(market)
-            reason = exit_reason(pos, state.bbo, state.ctx, now, self.params)
+            gap = self.structural_gap(market, now) if self.structural_gap is not None else None
+            reason = exit_reason(pos, state.bbo, state.ctx, now, self.params, gap_bps=gap)
             if reason is None:
                 continue
             st.phase, st.since = Phase.REQUESTED, now
@@ -222,10 +243,11 @@ async def run_exits(
     params: ExitParams = ExitParams(),
     *,
     planner: ExitPlanner | None = None,
+    structural_gap: StructuralGap | None = None,
     task_status: trio.TaskStatus[ExitPlanner] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Check every `check_interval_secs`, on every tracker view change, and when a timer expires."""
-    planner = planner or ExitPlanner(cells, params)
+    planner = planner or ExitPlanner(cells, params, structural_gap=structural_gap)
     task_status.started(planner)
     view = tracker.view()
     while True:

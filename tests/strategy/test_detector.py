@@ -242,7 +242,8 @@ def test_entries_wait_for_the_baseline_to_warm_up() -> None:
 
 def test_worst_price_adds_the_structural_gap() -> None:
     assert worst_price(Side.SELL, D(100), D(5), D(30)) == D("100.35")
-    assert worst_price(Side.BUY, D(100), D(5), D(30)) == D("99.95")  # a gap above does not help a buy
+    # A buy pays up to 5 bps under where the book settles: 30 bps above the oracle.
+    assert worst_price(Side.BUY, D(100), D(5), D(30)) == D("100.25")
     assert worst_price(Side.BUY, D(100), D(5), D(-30)) == D("99.65")
 
 
@@ -626,9 +627,10 @@ def test_a_lagging_book_in_a_trend_is_not_a_structural_gap(gap_bps: int) -> None
     params = attrs.evolve(PLAIN, baseline_warmup_secs=5.0)
     ds, t = _trend(params, gap_bps=gap_bps)
     assert ds.gap.value is not None and abs(ds.gap.value - gap_bps) < D("0.5")
-    # So the next stale ask of the trend trades at its full edge: 12 bps against a 7 bps round trip.
+    # So the next stale ask of the trend trades at its full edge: 12 bps under where the book
+    # settles, against a 7 bps round trip.
     oracle = D(100) * D("1.001") ** 20
-    ask = oracle * (1 - D(12) / 10_000)
+    ask = oracle * (1 + D(gap_bps) / 10_000) * (1 - D(12) / 10_000)
     signal, _ = evaluate(
         state(str(oracle), str(ask * D("0.9996")), str(ask), changed_at=t),
         ds,

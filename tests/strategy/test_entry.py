@@ -75,9 +75,10 @@ def test_edge_above_a_structural_gap() -> None:
     assert gap == D(30)
     assert edge_above_baseline(Side.SELL, D(28), gap) == D(-2)
     assert edge_above_baseline(Side.SELL, D(45), gap) == D(15)
-    # A gap the other way is not added to a buy's edge, nor taken from it.
-    assert edge_above_baseline(Side.BUY, D(10), gap) == D(10)
+    # The same book's ask 10 bps above the oracle is 20 bps below where it settles: a buy edge.
+    assert edge_above_baseline(Side.BUY, D(-10), gap) == D(20)
     assert edge_above_baseline(Side.BUY, D(10), D(-5)) == D(5)
+    assert edge_above_baseline(Side.SELL, D(10), D(-5)) == D(15)
     assert edge_above_baseline(Side.BUY, D(10), None) == D(10)
 
 

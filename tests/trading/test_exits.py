@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from decimal import Decimal
 from typing import Any
@@ -73,6 +74,47 @@ def test_mark_regression_long_and_short() -> None:
     # Not before the minimum holding time; not on a missing side.
     assert exit_reason(pos("1"), bbo(TSLA, "100", "100.2"), oracle, 0.99, PARAMS) is None
     assert exit_reason(pos("1"), bbo(TSLA, None, "100.2"), oracle, 2, PARAMS) is None
+
+
+def test_caught_up_means_back_at_the_markets_structural_place() -> None:
+    # HOOD-like: the book settles 30 bps above the oracle. A short sold at a stale bid far above
+    # that has caught up when the ask is back near oracle + 30 bps, not near the oracle (where it
+    # never goes: the position would wait for the time stop).
+    oracle, settled = ctx(TSLA, "100"), bbo(TSLA, "100.28", "100.32")
+    assert exit_reason(pos("-1"), settled, oracle, 2, PARAMS) is None
+    assert exit_reason(pos("-1"), settled, oracle, 2, PARAMS, gap_bps=D(30)) == "mark_regression"
+    # A long bought below that place waits until the bid is back within 5 bps of it (100.25).
+    assert exit_reason(pos("1"), bbo(TSLA, "100.24", "100.3"), oracle, 2, PARAMS, gap_bps=D(30)) is None
+    assert (
+        exit_reason(pos("1"), bbo(TSLA, "100.25", "100.3"), oracle, 2, PARAMS, gap_bps=D(30))
+        == "mark_regression"
+    )
+
+
+async def test_the_exit_task_measures_against_the_structural_gap_it_is_given(autojump_clock: Any) -> None:
+    tracker, cells = FakeTracker(), FakeCells()
+    cells.set(TSLA, bbo(TSLA, "100.28", "100.32"), ctx(TSLA, "100"))
+    cells.set(GOLD, bbo(GOLD, "2005.6", "2006.4"), ctx(GOLD, "2000"))  # 30 bps above, no gap known
+    send, recv = trio.open_memory_channel[FlattenRequest](10)
+    got: list[tuple[float, FlattenRequest]] = []
+    gaps = {TSLA: D(30)}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(collect, recv, got)
+        await nursery.start(
+            functools.partial(run_exits, structural_gap=lambda market, now: gaps.get(market)),
+            tracker,
+            cells,
+            send,
+            PARAMS,
+        )
+        t0 = trio.current_time()
+        tracker.open(TSLA, "-1", "100.6", opened_at=t0)
+        tracker.open(GOLD, "-1", "2012", opened_at=t0)
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    # (Nobody acts on the request here, so it is retried; the first one is what counts.)
+    assert got[0] == (t0 + 1.0, FlattenRequest(TSLA, "mark_regression"))
+    assert all(r.market == TSLA for _, r in got)  # GOLD: no gap known, 30 bps from the oracle is not back
 
 
 # ---------------------------------------------------------------------------------------------
