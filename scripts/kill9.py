@@ -190,7 +190,13 @@ def journal_rows(path: Path, query: str, args: tuple[Any, ...] = ()) -> list[tup
 def restarts(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not path.exists():
         return []
-    rows = journal_rows(path, "SELECT at_ms, data FROM records WHERE kind = 'restart' ORDER BY id")
+    try:
+        rows = journal_rows(path, "SELECT at_ms, data FROM records WHERE kind = 'restart' ORDER BY id")
+    except sqlite3.OperationalError as exc:
+        # The bot has created the file but not its tables yet (it was just started): no restart row.
+        if "no such table" in str(exc):
+            return []
+        raise
     return [(at, json.loads(data)) for at, data in rows]
 
 
