@@ -93,6 +93,11 @@ class TrackedOrder:
         return self.stream_sz < self.post_sz and not self.absorbed
 
     @property
+    def stream_beyond_applied(self) -> Decimal:
+        """Stream size the tracker never applied itself: after absorption, what only the snapshot holds."""
+        return max(ZERO, self.stream_sz - self.applied_sz)
+
+    @property
     def unfilled_size(self) -> Decimal:
         """Size the reservation may still add to the position (0 once closed)."""
         if not self.is_open:

@@ -5,7 +5,8 @@ market only if the market's position has not moved since the fence and no order 
 change it unseen; a snapshot that says "flat" while we hold something is believed only when the
 next one says so too (an empty answer can be bogus). Orders the snapshot provably contains are
 marked absorbed: their later fills record their trade ids and fees but never move the position
-again.
+again; the closed PnL of the part the tracker had not applied itself counts once (a correction
+realizes nothing).
 """
 
 from __future__ import annotations

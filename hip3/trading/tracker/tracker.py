@@ -372,18 +372,36 @@ class Tracker:
                 return []
             return self._move(market, fill.side, fill.sz, fill.px, now)
         was_open = entry.is_open
+        unapplied_before = entry.stream_beyond_applied
         entry.record_stream_fill(fill.trade_id, fill.sz, fill.px, now)
         self._orders.refresh(entry)
         if entry.absorbed:
-            # A resync already took the exchange's position, which holds this fill.
+            # A resync already took the exchange's position, which holds this fill: the size is not
+            # applied again. A correction realizes nothing, so the money of the part the tracker never
+            # applied itself is known only from the exchange's closedPnl: it counts here, once (the
+            # part already applied realized its PnL when it moved the position).
+            counted = self._absorbed_fill_pnl(fill, entry.stream_beyond_applied - unapplied_before)
             log.info(
-                "fill %s of %s already in a resync snapshot; tid recorded only", fill.trade_id, entry.cloid
+                "fill %s of %s already in a resync snapshot; tid, fee and closed PnL %s counted only",
+                fill.trade_id,
+                entry.cloid,
+                counted,
             )
-            self._fences.touch()  # publish the fee; the market itself did not change, so its fence stays
+            self._fences.touch()  # publish fee and PnL; the market itself did not change, so its fence stays
             return []
         events = self._apply_entry_delta(entry, now)
         self._after_entry_change(entry, was_open, True)
         return events
+
+    def _absorbed_fill_pnl(self, fill: FillReport, unapplied: Decimal) -> Decimal:
+        """Count the closed PnL of the `unapplied` part of an absorbed order's fill; returns it."""
+        if unapplied <= 0:
+            return ZERO
+        # Pro rata when only part of the fill goes beyond what was applied (a post answer applied
+        # some of this order's size before its fills arrived).
+        pnl = fill.closed_pnl if unapplied >= fill.sz else fill.closed_pnl * unapplied / fill.sz
+        self._positions.realized_pnl += pnl
+        return pnl
 
     def _apply_entry_delta(self, entry: TrackedOrder, now: float) -> list[PositionEvent]:
         delta = entry.take_delta()
