@@ -294,3 +294,22 @@ def test_lot_is_the_finest_the_recorded_prices_allow(tmp_path: Path, config: Pat
     assert specs == {"AAA": 4, "BBB": 2}
     forced = recorded_markets([rec], load_config(config), {"AAA": 3})
     assert {m.coin: s.sz_decimals for m, s in forced.items()} == {"AAA": 3, "BBB": 2}
+
+
+SATURDAY_NOON_NEW_YORK = 1_780_156_800_000  # Sat 2026-05-30 12:00 EDT: inside the trade.xyz weekend
+
+
+def test_a_recording_made_on_a_trade_xyz_weekend_is_replayed_with_entries_blocked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The default calendar (no [[sessions]] in the file) blocks entries on dex xyz from Friday
+    # 20:00 to Sunday 20:00 New York time; a replay must read that from the recording's own
+    # time, not from the machine's clock on the day it is replayed.
+    path = tmp_path / "default-sessions.toml"
+    path.write_text(CONFIG.replace("sessions = []\n", ""))
+    weekend = write(tmp_path / "sat.jsonl.gz", dislocation(t=SATURDAY_NOON_NEW_YORK))
+    out = run(capsys, str(weekend), "--config", str(path))
+    assert "signals    0" in total_line(out), out
+    # The same recording stamped on a weekday (Thursday) trades, so the block is the calendar's.
+    weekday = write(tmp_path / "thu.jsonl.gz", dislocation(t=T0))
+    assert "signals    1" in total_line(run(capsys, str(weekday), "--config", str(path)))
