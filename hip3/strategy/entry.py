@@ -113,7 +113,8 @@ class RecentMedian:
     """The median of the samples seen in the last `window_secs` (at most `MAX_MEDIAN_SAMPLES`).
 
     A median, not a mean: an oracle spike the makers never follow gives one wild sample, and a
-    handful of those must not become "structure". The median is worked out as samples arrive
+    handful of those must not become "structure". When every sample has left the window the
+    clock of the warm-up starts again with the next one (`started_at`). The median is worked out as samples arrive
     (once per oracle update), so reading `value` costs nothing on the entry path.
     """
 
@@ -125,11 +126,14 @@ class RecentMedian:
         if self.samples and at <= self.samples[-1][0]:
             return self  # a re-evaluation of the same instant adds nothing
         kept = [s for s in self.samples if at - s[0] < window_secs][-(MAX_MEDIAN_SAMPLES - 1) :]
+        # Nothing left in the window (an oracle stuck or a feed gone for longer than it): the new
+        # sample stands alone, and may compare the book with an oracle that stopped long ago, so
+        # the measurement starts over and warms up again.
+        started = self.started_at if self.started_at is not None and kept else at
         kept.append((at, sample))
         ordered = sorted(v for _, v in kept)
         mid = len(ordered) // 2
         value = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-        started = self.started_at if self.started_at is not None else at
         return RecentMedian(tuple(kept), value, started)
 
     def age(self, now: float) -> float:

@@ -654,3 +654,30 @@ def test_oracle_spikes_the_book_ignores_do_not_move_the_baseline() -> None:
         ms = state(str(oracle), "99.98", "100.02", changed_at=3.0 * update)
         ds = observe_oracle(ms, ds, params, 3.0 * update)
     assert ds.gap.value is not None and abs(ds.gap.value) < D("0.5")
+
+
+def test_after_a_stuck_oracle_the_baseline_warms_up_again_before_entries() -> None:
+    # A quiet market (book on the oracle) measured for a minute; then the oracle feed sticks for
+    # ten minutes (longer than the baseline window) while the book rises 80 bps, and the oracle
+    # finally jumps to where the book already is. The first sample compares the book with the
+    # stuck oracle (+80 bps): alone in the window it would make the baseline +80 and a book sitting
+    # right on the oracle a 78 bps "buy edge". The gap must be measured again first.
+    params = attrs.evolve(PLAIN, baseline_warmup_secs=5.0)
+    ds = DetectorMarketState()
+    for t in range(60):
+        oracle = "100.001" if t % 2 else "100"
+        ds = observe_oracle(state(oracle, "99.98", "100.02", changed_at=float(t)), ds, params, float(t))
+    assert ds.baseline_bps(60.0, params) is not None and abs(ds.baseline_bps(60.0, params) or 0) < 1
+    for t in range(60, 660, 10):  # the book drifts up under an oracle that does not move
+        ds = observe_oracle(state("100.001", "100.78", "100.82", changed_at=59.0), ds, params, float(t))
+    signal, ds = evaluate(
+        state("100.80", "100.78", "100.82", changed_at=660.0),
+        ds,
+        TSLA_SPEC,
+        params,
+        660.0,
+        max_notional=BIG_CAP,
+        taker_fee_bps=FEE,
+    )
+    assert signal is None
+    assert ds.warming_up(660.0, params) is not None
