@@ -21,6 +21,7 @@ import signal
 from collections import Counter
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from pathlib import Path
 
 import attrs
 import trio
@@ -546,13 +547,20 @@ async def _startup_sync(
                 "resolved": recovered.resolved,
                 "fills_found": len(recovered.new_fills),
                 "positions": {str(m): str(p.size) for m, p in sorted(view.positions.items())},
-                "note": f"journal was corrupt, moved to {bot.journal.moved_aside}"
-                if bot.journal.moved_aside
-                else "",
+                "note": _restart_note(bot.journal.moved_aside, recovered.fills_unknown),
             },
         )
     bot.ready.on_positions_synced()
     return True
+
+
+def _restart_note(moved_aside: Path | None, fills_unknown: tuple[str, ...]) -> str:
+    parts = []
+    if moved_aside:
+        parts.append(f"journal was corrupt, moved to {moved_aside}")
+    if fills_unknown:
+        parts.append(f"fills of {', '.join(fills_unknown)} may be missing (userFillsByTime incomplete)")
+    return "; ".join(parts)
 
 
 async def _settle_previous_run(bot: Bot, info: InfoClient, user: str) -> Recovered | None:

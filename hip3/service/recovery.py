@@ -26,6 +26,7 @@ import trio
 
 from hip3.clock import wall_clock_ms
 from hip3.hyperliquid.events import Fill, OrderStatusResult
+from hip3.hyperliquid.fills_window import fetch_fills_window
 from hip3.service.journal import LIVE_ORDER_STATUSES, Journal, SentOrder
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ class Recovered:
     in_doubt: int
     resolved: dict[str, str]  # cloid -> final status ("unknownOid": never executed)
     new_fills: list[Fill]
+    # Orders whose fills could not all be looked up (userFillsByTime failed or had more pages than
+    # allowed): their PnL may be missing from the daily loss.
+    fills_unknown: tuple[str, ...] = ()
 
 
 class RecoveryFailed(Exception):
@@ -109,10 +113,10 @@ async def settle_orders_in_doubt(
             f"{len(open_)} orders of the previous run could not be settled within {timeout_secs:g} s "
             f"(orderStatus gave no final answer): {', '.join(sorted(open_))}"
         )
-    new_fills = await _fetch_fills(journal, info, user, filled) if filled else []
+    new_fills, fills_unknown = await _fetch_fills(journal, info, user, filled) if filled else ([], ())
     for cloid, status_text in resolved.items():
         log.info("order %s of the previous run: %s", cloid, _describe(status_text))
-    return Recovered(len(doubt), resolved, new_fills)
+    return Recovered(len(doubt), resolved, new_fills, fills_unknown)
 
 
 def _describe(status: str) -> str:
@@ -137,20 +141,31 @@ async def _status(info: OrderLookup, user: str, cloid: str) -> OrderStatusResult
         return None
 
 
-async def _fetch_fills(journal: Journal, info: OrderLookup, user: str, orders: list[SentOrder]) -> list[Fill]:
+async def _fetch_fills(
+    journal: Journal, info: OrderLookup, user: str, orders: list[SentOrder]
+) -> tuple[list[Fill], tuple[str, ...]]:
+    """The new fills of `orders`, journaled; and the cloids whose fills may be missing from them."""
     cloids = {o.cloid for o in orders}
     since = min(o.sent_ms for o in orders) - FILL_WINDOW_MARGIN_MS
-    try:
-        fills = await info.user_fills_by_time(user, since)
-    except Exception as exc:
+
+    async def page(start_ms: int) -> list[Fill]:
+        return await info.user_fills_by_time(user, start_ms)
+
+    window = await fetch_fills_window(page, since)
+    mine = [f for f in window.fills if f.cloid is not None and str(f.cloid) in cloids]
+    unknown: tuple[str, ...] = ()
+    if not window.complete:
         # Positions are still adopted from the exchange; only the journal's copy and the daily
-        # loss miss these fills, and the userFills snapshot after subscribing fills the journal in.
+        # loss miss what was not seen, and the userFills snapshot after subscribing fills the
+        # journal in. Unknown, not "no fill": the restart record says so.
+        unknown = tuple(sorted(cloids))
         log.warning(
-            "userFillsByTime after restart failed (%s): fills of %s not journaled now", exc, sorted(cloids)
+            "userFillsByTime after restart incomplete (%s): fills of %s beyond the %d found are unknown",
+            window.why_incomplete,
+            ", ".join(unknown),
+            len(mine),
         )
-        return []
-    mine = [f for f in fills if f.cloid is not None and str(f.cloid) in cloids]
-    return journal.add_fills(mine)
+    return journal.add_fills(mine), unknown
 
 
 def count_in_daily_loss(fills: list[Fill], hard_stop: PnlSink) -> None:

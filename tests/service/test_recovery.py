@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from hip3.hyperliquid.events import Fill, OrderStatusResult, OrderUpdate, OrderU
 from hip3.hyperliquid.info import InfoError
 from hip3.service.journal import Journal, prepare_journal
 from hip3.service.recovery import RecoveryFailed, count_in_daily_loss, settle_orders_in_doubt
+from tests.fakes.paged_fills import PagedFills, account_fill, busy_account
 
 D = Decimal
 TSLA = MarketKey("xyz", "TSLA", 110001)
@@ -149,3 +151,59 @@ async def test_orders_already_settled_or_long_before_the_crash_are_not_asked_abo
     got = await settle_orders_in_doubt(journal, ex, USER, grace_ms=5_000, timeout_secs=10, now_ms=lambda: NOW)
     assert ex.asked == [str(live)] and str(old) not in got.resolved
     assert got.resolved == {str(live): "canceled"} and ex.fill_queries == []  # nothing filled
+
+
+class BusyExchange(Exchange):
+    """An account with many fills: userFillsByTime answers at most 2000 from startTime on."""
+
+    def __init__(self, history: list[Fill]) -> None:
+        super().__init__()
+        self.history = PagedFills(history)
+
+    async def user_fills_by_time(self, user: str, start_ms: int, end_ms: int | None = None) -> list[Fill]:
+        self.fill_queries.append(start_ms)
+        return await self.history.user_fills_by_time(user, start_ms, end_ms)
+
+
+async def test_fills_of_an_order_in_doubt_beyond_the_first_page_are_found(
+    journal: Journal, autojump_clock: Any
+) -> None:
+    filled = sent(journal, NOW - 30_000)
+    ours = account_fill(1, NOW - 1_000, cloid=filled, coin="xyz:TSLA", pnl="-0.5")
+    ex = BusyExchange([*busy_account(4500, NOW - 90_000), ours])
+    ex.statuses[str(filled)] = [status("filled")]
+    got = await settle_orders_in_doubt(journal, ex, USER, grace_ms=5_000, timeout_secs=10, now_ms=lambda: NOW)
+    assert [f.tid for f in got.new_fills] == [1]
+    assert got.fills_unknown == ()
+    assert len(ex.fill_queries) == 3 and ex.fill_queries[0] == NOW - 90_000
+    loss = DailyLoss()
+    count_in_daily_loss(got.new_fills, loss)
+    assert [realized for realized, _, _ in loss.recorded] == [D("-0.5")]
+
+
+async def test_a_fill_lookup_cut_short_after_restart_names_the_orders_whose_fills_are_unknown(
+    journal: Journal, autojump_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    filled = sent(journal, NOW - 30_000)
+    ours = account_fill(1, NOW - 1_000, cloid=filled, coin="xyz:TSLA", pnl="-0.5")
+    ex = BusyExchange([*busy_account(20_000, NOW - 90_000, per_ms=3), ours])
+    ex.statuses[str(filled)] = [status("filled")]
+    with caplog.at_level(logging.WARNING):
+        got = await settle_orders_in_doubt(
+            journal, ex, USER, grace_ms=5_000, timeout_secs=10, now_ms=lambda: NOW
+        )
+    assert got.new_fills == [] and got.fills_unknown == (str(filled),)
+    assert len(ex.fill_queries) == 6  # bounded
+    assert any("incomplete" in r.getMessage() and str(filled) in r.getMessage() for r in caplog.records)
+
+
+async def test_a_failed_fill_lookup_after_restart_is_unknown_not_empty(
+    journal: Journal, autojump_clock: Any
+) -> None:
+    filled = sent(journal, NOW - 30_000)
+    ex = BusyExchange([])
+    ex.history.fail_from_query = 1
+    ex.statuses[str(filled)] = [status("filled")]
+    got = await settle_orders_in_doubt(journal, ex, USER, grace_ms=5_000, timeout_secs=10, now_ms=lambda: NOW)
+    assert got.resolved == {str(filled): "filled"}
+    assert got.new_fills == [] and got.fills_unknown == (str(filled),)

@@ -2,7 +2,8 @@
 
 A post that got no usable answer, an unmodelled status, or a reservation nobody is settling (found
 by the periodic sweep) is resolved here: orderStatus by cloid with a backoff until a final answer,
-then the order's fills from userFillsByTime for the tracker. Past the deadline the fills found so
+then the order's fills from userFillsByTime (paged: one answer holds at most 2000 fills of the
+whole account) for the tracker. Past the deadline the fills found so
 far are handed over and the order is abandoned: its reservation stays counted until a resync
 settles it. The order is never re-signed or re-sent.
 """
@@ -18,6 +19,7 @@ from attrs import frozen
 
 from hip3.core import Cloid, MarketKey
 from hip3.hyperliquid.events import Fill, OrderStatusResult
+from hip3.hyperliquid.fills_window import FillsWindow, fetch_fills_window
 from hip3.trading.edge import fill_reports, order_status_report
 from hip3.trading.reports import LIVE_STATUSES, FillReport, OrderNotFound, OrderReport
 
@@ -210,19 +212,47 @@ class Resolver:
             log.warning("orderStatus for %s failed: %s", cloid, exc)
         return None
 
-    async def feed_fills(self, order: SentOrder) -> None:
-        """Hand this order's fills from userFillsByTime to the tracker (trade-id de-duplication makes it safe)."""
+    async def feed_fills(self, order: SentOrder) -> FillsWindow | None:
+        """Hand this order's fills from userFillsByTime to the tracker (trade-id de-duplication makes it safe).
+
+        The window from just before the post is paged through (other orders of the account may
+        have filled thousands of times in it). Returns the walk (None without an info client);
+        an incomplete one leaves the order's fills unknown, not absent: what was found is handed
+        over and the rest must come from the stream or a resync.
+        """
         if self.info is None:
-            return
-        try:
-            with trio.move_on_after(max(1.0, self.timing.post_timeout_secs * 2)):
-                fills = await self.info.user_fills_by_time(self.user, order.sent_ms - FILL_WINDOW_MARGIN_MS)
-                mine = tuple(f for f in fills if f.cloid == order.cloid)
-                if mine:
-                    await self.tracker.report_fills(fill_reports(mine))
-                    log.info("order %s: %d fills found by userFillsByTime", order.cloid, len(mine))
-        except Exception as exc:
-            log.warning("userFillsByTime for %s failed: %s", order.cloid, exc)
+            return None
+        info = self.info
+
+        async def page(since: int) -> list[Fill]:
+            return await info.user_fills_by_time(self.user, since)
+
+        window = await fetch_fills_window(
+            page,
+            order.sent_ms - FILL_WINDOW_MARGIN_MS,
+            page_timeout_secs=max(1.0, self.timing.post_timeout_secs * 2),
+        )
+        mine = tuple(f for f in window.fills if f.cloid == order.cloid)
+        if mine:
+            try:
+                await self.tracker.report_fills(fill_reports(mine))
+            except Exception as exc:
+                log.warning("order %s: fills found by userFillsByTime not handed over: %s", order.cloid, exc)
+            else:
+                log.info(
+                    "order %s: %d fills found by userFillsByTime (%d pages)",
+                    order.cloid,
+                    len(mine),
+                    window.pages,
+                )
+        if not window.complete:
+            log.warning(
+                "order %s: userFillsByTime lookup incomplete (%s); its fills stay unknown beyond the %d found",
+                order.cloid,
+                window.why_incomplete,
+                len(mine),
+            )
+        return window
 
     async def _abandon(self, order: SentOrder, reason: str) -> None:
         log.error(
