@@ -296,13 +296,20 @@ def _side_signal(
 
 
 def observe_oracle(
-    ms: MarketState, dstate: DetectorMarketState, params: DetectorParams, now: float
+    ms: MarketState,
+    dstate: DetectorMarketState,
+    params: DetectorParams,
+    now: float,
+    *,
+    sample_gap: bool = True,
 ) -> DetectorMarketState:
     """Feed the market's current data to the detector's memory (`evaluate` does this itself).
 
     The oracle's direction, the book–oracle gap and the caught-up half-spread. Call it for markets
     the gates block too, so history made while blocked still counts once the market is unblocked.
-    Seeing the same data again at the same instant changes nothing.
+    `sample_gap` False: the book–oracle gap means nothing now (an oracle session in which the
+    oracle follows the book) and is not sampled. Seeing the same data again at the same instant
+    changes nothing.
     """
     if ms.ctx is None or ms.ctx.oracle_px <= 0:
         return dstate
@@ -314,7 +321,7 @@ def observe_oracle(
     mid = ms.mid
     if mid is not None:
         assert ms.bbo is not None and ms.bbo.bid is not None and ms.bbo.ask is not None
-        if replaced is not None and replaced > 0 and oracle != replaced:
+        if sample_gap and replaced is not None and replaced > 0 and oracle != replaced:
             # One sample per oracle update: the book against the oracle it had until now, which it
             # has had time to follow. Against the new one it would measure the lag (the edge) and
             # call a trend "structural"; makers have not reacted to the new value yet.
@@ -348,6 +355,9 @@ def evaluate(
     Buy is evaluated first; sell only when there is no buy signal.
     """
     dstate = observe_oracle(ms, dstate, params, now)
+    if dstate.warming_up(now, params) is not None:
+        # The gates check this before the update; this update may just have restarted the warm-up.
+        return None, dstate
     buy_edge, sell_edge = edges(ms)
     if buy_edge is None or sell_edge is None:
         return None, dstate

@@ -37,3 +37,40 @@ def test_the_structural_gap_is_offered_once_warmed_up() -> None:
     assert scanner.structural_gap_bps(OTHER, 1011.0) is None
     off = SignalScanner(SPECS, DetectorParams(baseline_warmup_secs=0), GateParams(), max_notional=D(100))
     assert off.structural_gap_bps(HOOD, 1011.0) is None  # the baseline is off: exits use the oracle
+
+
+def test_a_session_where_the_oracle_follows_the_book_does_not_become_the_baseline() -> None:
+    # HOOD-like: the book sits 30 bps above the external oracle. From 12:00 to 12:30 the deployer
+    # prices the oracle internally (it follows the book: no gap) and the calendar blocks entries.
+    # When the external oracle is back, the book is still 30 bps above it: that is the market's
+    # structure, not a 28 bps sell edge. The half hour of "no gap" must not have become the baseline.
+    from datetime import UTC, datetime, timedelta
+
+    from hip3.strategy.sessions import SessionCalendar, SessionWindow
+
+    window = SessionWindow(name="internal pricing", start="12:00", end="12:30", action="block")
+    start = datetime(2026, 6, 2, 11, 50, tzinfo=UTC)  # a Tuesday
+    clock = [start]
+    scanner = SignalScanner(
+        SPECS,
+        DetectorParams(baseline_warmup_secs=5.0),
+        GateParams(),
+        max_notional=D(100),
+        calendar=SessionCalendar([window]),
+        wall_clock=lambda: clock[0],
+    )
+    cells = MarketCells(SPECS)
+    book = Bbo("xyz:HOOD", 1, BookLevel(D("100.28"), D(5), 1), BookLevel(D("100.32"), D(5), 1))
+    signals = []
+    for second in range(45 * 60):
+        clock[0] = start + timedelta(seconds=second)
+        internal = window.is_open(clock[0])
+        oracle = D("100.30") if internal else D(100)
+        oracle += D("0.001") * (second % 2)  # a new oracle every second
+        now = 1000.0 + second
+        cells.update_bbo(HOOD, book, now)
+        cells.update_ctx(HOOD, AssetCtx("xyz:HOOD", oracle, oracle, D("100.30"), D(5), D(0)), now)
+        signals += [(clock[0], s) for s in scanner.scan(cells, {HOOD}, now)]
+    assert signals == []
+    gap = scanner.structural_gap_bps(HOOD, 1000.0 + 45 * 60)
+    assert gap is not None and abs(gap - 30) < D("0.2")
