@@ -130,6 +130,7 @@ def evaluate_gates(
     session_block: str | None = None,
     max_edge_bps: Decimal | None = None,
     warming_up: str | None = None,
+    baseline_bps: Decimal | None = None,
 ) -> tuple[GateVerdict, GateState]:
     """The first gate that blocks `ms` (or PASS) and the market's new gate state.
 
@@ -138,7 +139,8 @@ def evaluate_gates(
     latched facts the caller learned elsewhere (trading halted; market parameters changed since
     discovery). `session_block` names the calendar session that blocks entries now (None: none);
     `max_edge_bps` is the market's own edge ceiling (None: `params.max_edge_bps`); `warming_up`
-    says why the detector's structural baseline is not ready yet (None: ready).
+    says why the detector's structural baseline is not ready yet (None: ready); `baseline_bps` is
+    that baseline once measured (the edge ceiling also bounds the edge measured from it).
     """
     # 1. bbo_age — no book at all counts as infinitely old.
     if params.max_bbo_age_ms > 0:
@@ -191,6 +193,7 @@ def evaluate_gates(
             ms.bbo.ask.px if ms.bbo is not None and ms.bbo.ask is not None else None,
             max_oracle_mark_bps=params.max_oracle_mark_bps,
             max_edge_bps=params.max_edge_bps if max_edge_bps is None else max_edge_bps,
+            baseline_bps=baseline_bps,
         )
         if problem is not None:
             return _block("oracle_sanity", problem), gs

@@ -145,6 +145,7 @@ class SignalScanner:
             session_block=session.blocked_by,
             max_edge_bps=self.edge_ceilings.get(market.coin),
             warming_up=self.detector_states[market].warming_up(now, self.detector_params),
+            baseline_bps=self.detector_states[market].baseline_bps(now, self.detector_params),
         )
         line = self.gate_log.observe(market, verdict, now)
         if line:

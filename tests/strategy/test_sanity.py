@@ -40,3 +40,15 @@ def test_limits_of_zero_turn_each_check_off() -> None:
         is None
     )
     assert oracle_sanity_problem(D(0), D(100), None, None, **ON) is not None
+
+
+def test_edge_ceiling_also_bounds_the_edge_from_where_the_book_settles() -> None:
+    # A book living 150 bps above its oracle whose ask is now 100 bps below it: 250 bps below where
+    # it settles, which is the edge an entry would bet on.
+    problem = oracle_sanity_problem(D(100), D(100), D("98.9"), D(99), **ON, baseline_bps=D(150))
+    assert problem is not None and "edge 246 bps against where the book settles" in problem
+    assert "structural gap 150.0 bps" in problem
+    # Without the gap known only the raw edge (100 bps) is bounded; with the book at its usual
+    # place (ask 2 bps over it) nothing is wrong.
+    assert oracle_sanity_problem(D(100), D(100), D("98.9"), D(99), **ON) is None
+    assert oracle_sanity_problem(D(100), D(100), D("101.48"), D("101.52"), **ON, baseline_bps=D(150)) is None

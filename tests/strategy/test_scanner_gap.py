@@ -74,3 +74,27 @@ def test_a_session_where_the_oracle_follows_the_book_does_not_become_the_baselin
     assert signals == []
     gap = scanner.structural_gap_bps(HOOD, 1000.0 + 45 * 60)
     assert gap is not None and abs(gap - 30) < D("0.2")
+
+
+def test_the_edge_ceiling_bounds_the_edge_measured_from_where_the_book_settles() -> None:
+    # The book lives 30 bps above the oracle; then its ask falls to 30 bps *below* the oracle (which
+    # just rose): 30 bps of raw edge, but 60 bps below where this book settles, and 60 bps is what
+    # the entry would bet on. With a 50 bps ceiling that is an oracle (or a book) not to be trusted.
+    scanner = SignalScanner(
+        SPECS, DetectorParams(baseline_warmup_secs=5.0), GateParams(max_edge_bps=D(50)), max_notional=D(100)
+    )
+    cells = MarketCells(SPECS)
+    book = Bbo("xyz:HOOD", 1, BookLevel(D("100.28"), D(5), 1), BookLevel(D("100.32"), D(5), 1))
+    for second in range(12):
+        now = 1000.0 + second
+        oracle = D("100.001") if second % 2 else D(100)
+        cells.update_bbo(HOOD, book, now)
+        cells.update_ctx(HOOD, AssetCtx("xyz:HOOD", oracle, oracle, D("100.30"), D(5), D(0)), now)
+        assert scanner.scan(cells, {HOOD}, now) == []
+    gap = scanner.structural_gap_bps(HOOD, 1011.0)
+    assert gap is not None and abs(gap - 30) < D("0.2")
+    crashed = Bbo("xyz:HOOD", 2, BookLevel(D("99.68"), D(5), 1), BookLevel(D("99.73"), D(5), 1))
+    cells.update_bbo(HOOD, crashed, 1012.0)
+    cells.update_ctx(HOOD, AssetCtx("xyz:HOOD", D("100.03"), D("100.03"), D("100.30"), D(5), D(0)), 1012.0)
+    assert scanner.scan(cells, {HOOD}, 1012.0) == []
+    assert scanner.gate_log.blocked_markets() == {HOOD: "oracle_sanity"}
