@@ -247,7 +247,9 @@ class Replay:
             self._drop("not_ready")
             return
         spec = self.specs[signal.market]
-        terms = entry_terms(spec, signal.side, signal.best_px, signal.suggested_size, self.max_slippage_bps)
+        terms = entry_terms(
+            spec, signal.side, signal.best_px, signal.suggested_size, self.max_slippage_bps, signal.worst_px
+        )
         if isinstance(terms, DropReason):
             self._drop(terms.value)
             return

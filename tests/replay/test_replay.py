@@ -313,3 +313,23 @@ def test_a_recording_made_on_a_trade_xyz_weekend_is_replayed_with_entries_blocke
     # The same recording stamped on a weekday (Thursday) trades, so the block is the calendar's.
     weekday = write(tmp_path / "thu.jsonl.gz", dislocation(t=T0))
     assert "signals    1" in total_line(run(capsys, str(weekday), "--config", str(path)))
+
+
+def test_the_entry_limit_never_goes_past_the_signals_worst_price_as_live(
+    tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The oracle rises to 100.30 over an ask at 100.05: 24.9 bps of edge against a 23.5 bps
+    # threshold (9 + 9 fees, 5 bps half-spread, 0.5 margin), so the round trip pays up to 100.069.
+    # By the time the order arrives the makers have moved the ask to 100.10, within the 10 bps
+    # slippage bound but past that price: the live executor's limit (100.06) does not reach it.
+    lines = [
+        ctx(T0, "AAA", "100"),
+        bbo(T0 + 10, "AAA", ("99.95", "1"), ("100.05", "0.3")),
+        ctx(T0 + 1000, "AAA", "100.30"),
+        bbo(T0 + 1020, "AAA", ("99.95", "1"), ("100.10", "0.3")),
+    ]
+    rec = write(tmp_path / "r.jsonl.gz", lines)
+    journal = tmp_path / "j.sqlite3"
+    out = run(capsys, str(rec), "--config", str(config), "--journal", str(journal), "--latency-ms", "50")
+    assert "signals    1" in total_line(out), out
+    assert fills_of(journal) == []
