@@ -40,6 +40,7 @@ from hip3.market.ready import ReadyState
 from hip3.service.account_check import SignerRefused, verify_signer
 from hip3.service.config import Config, unusual_values
 from hip3.service.config_schema import parse_listen
+from hip3.service.downtime import DowntimeFillsUnknown, count_fills_while_down
 from hip3.service.instance_lock import InstanceLocked, instance_lock
 from hip3.service.journal import Journal, JournalUnusable, prepare_journal
 from hip3.service.keys import KeyLoadError, SecretKey, load_signing_key
@@ -469,6 +470,7 @@ async def _run(
             )
             nursery.start_soon(_watch_positions, bot, position_events)
             nursery.start_soon(_watch_money, bot, handle)
+            nursery.start_soon(_mark_running, bot)
         if bot.journal is not None:
             nursery.start_soon(_journal_hard_stop, bot, bot.journal)
             nursery.start_soon(_journal_gate_blocks, bot, bot.journal)
@@ -538,6 +540,15 @@ async def _startup_sync(
     view = handle.view()
     held = ", ".join(f"{m} {p.size} @ {p.entry_px}" for m, p in sorted(view.positions.items())) or "none"
     log.info("positions at startup (dex %s, account value %s): %s", dex, state.account_value, held)
+    # After the positions were read, so the window reaches as close to the subscription as it can.
+    try:
+        down = await count_fills_while_down(
+            info, user, coins=bot.markets, dex=dex, hard_stop=bot.hard_stop, journal=bot.journal
+        )
+    except DowntimeFillsUnknown as exc:
+        # Never start as if nothing happened while down: a failed query is unknown, not empty.
+        log.error("%s; not trading (the day's loss is unknown)", exc)
+        return False
     if bot.journal is not None:
         bot.journal.note(
             "restart",
@@ -546,6 +557,8 @@ async def _startup_sync(
                 "in_doubt": recovered.in_doubt,
                 "resolved": recovered.resolved,
                 "fills_found": len(recovered.new_fills),
+                "fills_while_down": len(down.fills),
+                "net_while_down": str(down.realized - down.fees),
                 "positions": {str(m): str(p.size) for m, p in sorted(view.positions.items())},
                 "note": _restart_note(bot.journal.moved_aside, recovered.fills_unknown),
             },
@@ -715,6 +728,18 @@ async def _watch_money(bot: Bot, tracker: TrackerHandle) -> None:
             bot.hard_stop.record_pnl(realized, fees, utc_day(), trio.current_time())
 
 
+async def _mark_running(bot: Bot, period: float | None = None) -> None:
+    """Every `period`, while the user streams are connected and caught up, mark the hard-stop
+    state with the time: fills before it were seen (and counted) by this run, so a restart after
+    a crash counts only the fills after it. While disconnected the mark stays where it was."""
+    while True:
+        await trio.sleep(RUNNING_MARK_SECS if period is None else period)
+        if bot.ready.connected and bot.ready.caught_up:
+            bot.hard_stop.mark_running(bot.cfg.markets.dex, wall_clock_ms())
+
+
+#: How often the running mark is written (a restart re-reads at most this much more).
+RUNNING_MARK_SECS = 10.0
 GATE_BLOCKS_EVERY_SECS = 60.0
 HARD_STOP_POLL_SECS = 1.0
 

@@ -475,6 +475,15 @@ class Journal:
             raise
         return new
 
+    def fills_not_journaled(self, fills: Sequence[Fill]) -> list[Fill]:
+        """Those of `fills` whose (coin, tid) the journal does not hold: the bot never saw them."""
+        return [
+            f
+            for f in fills
+            if self._db.execute("SELECT 1 FROM fills WHERE coin = ? AND tid = ?", (f.coin, f.tid)).fetchone()
+            is None
+        ]
+
     def connection(self) -> sqlite3.Connection:
         """For the query commands and tests."""
         return self._db

@@ -24,6 +24,9 @@ Daily PnL updates are written by `run_hard_stop_persistence` in a worker thread,
 event loop never waits for an fsync; the latch itself is decided in memory first and written at
 once (it happens at most once per run).
 
+Beside the day's PnL the file keeps the running mark: which dex's bot last ran and until when
+it had seen (and counted) every fill. A restart counts the fills after it (`hip3.service.downtime`).
+
 Several processes may share one state file (one per dex on the same account): `latched` re-reads
 the file when its stat signature changed, so a latch written by another process blocks entries
 here too, and a PnL write never overwrites a latch found on disk.
@@ -107,6 +110,9 @@ class HardStop:
         self.latched_wall: str | None = None  # ISO-8601 UTC, survives restarts
         self.pnl_day: date | None = None
         self.daily_net_pnl = Decimal(0)
+        #: (dex, wall-clock ms): the last time the bot of that dex was running with its fills in
+        #: sync; fills after it were not counted (a restart counts them).
+        self.running: tuple[str, int] | None = None
         self._rejects: deque[float] = deque()
         self._flatten_failures: dict[str, int] = {}
         #: False while the latest state (above all a latch) has not reached the disk.
@@ -165,6 +171,12 @@ class HardStop:
                 raise ValueError(f"latched: expected true or false, got {latched!r}")
             self.reason = str(data.get("reason") or "unknown (restored)")
             self.latched_wall = str(data.get("latched_wall") or "") or None
+        running = data.get("running")
+        if running is not None:
+            dex, ms = (running.get("dex"), running.get("ms")) if isinstance(running, dict) else (None, None)
+            if not isinstance(dex, str) or type(ms) is not int or ms < 0:
+                raise ValueError(f"running: expected {{dex: string, ms: integer}}, got {running!r}")
+            self.running = (dex, ms)
         daily = data.get("daily")
         if daily is None:
             return
@@ -262,6 +274,18 @@ class HardStop:
         self._persist_soon()
         return False
 
+    def mark_running(self, dex: str, wall_ms: int) -> None:
+        """The bot of `dex` is running and has seen (and counted) every fill up to `wall_ms`."""
+        self.running = (dex, wall_ms)
+        self._persist_soon()
+
+    def last_running_ms(self, dex: str) -> int | None:
+        """When the bot of `dex` last marked itself running; None when unknown or when another
+        dex's bot sharing this file wrote last (it keeps one mark)."""
+        if self.running is None or self.running[0] != dex:
+            return None
+        return self.running[1]
+
     def record_reject(self, message: str, now: float) -> bool:
         """Count a non-benign order reject at trio time `now`; benign ones are ignored. A reject
         saying the key or the account cannot trade at all latches at once, saying so."""
@@ -317,6 +341,7 @@ class HardStop:
                 "day": self.pnl_day.isoformat() if self.pnl_day else None,
                 "net_pnl": str(self.daily_net_pnl),
             },
+            "running": {"dex": self.running[0], "ms": self.running[1]} if self.running else None,
         }
 
     def _persist_soon(self) -> None:
