@@ -280,7 +280,15 @@ def trip_rows(db: sqlite3.Connection) -> list[dict[str, Any]]:
         entry_px = trip.entry_notional / trip.size if trip.size else None
         exit_px = trip.exit_notional / trip.exit_size if trip.exit_size else None
         signal = _entry_signal(db, trip.entry_cloid)
-        edge = Decimal(signal["raw_edge_bps"]).quantize(Decimal("0.1")) if signal else None
+        # The edge that counts: raw edge against the oracle less the structural part (journals
+        # written before the structural gap existed have none).
+        edge = (
+            (Decimal(signal["raw_edge_bps"]) - Decimal(signal.get("structural_gap_bps") or 0)).quantize(
+                Decimal("0.1")
+            )
+            if signal
+            else None
+        )
         threshold = Decimal(signal["threshold_bps"]) if signal else None
         slippage = None
         if signal and entry_px is not None:

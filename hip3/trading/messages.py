@@ -32,7 +32,9 @@ class Signal:
     created_at: float
     #: The threshold's parts in words ("fees 0.9+0.9 + exit cost 2 + margin 1 = 4.8 bps").
     threshold_detail: str = ""
-    #: The market's structural book-oracle gap taken off the raw edge (bps, >= 0).
+    #: The part of the raw edge that is the market's structural book-oracle gap (bps), signed for
+    #: the side: > 0 is taken off (a sell on a book living above its oracle), < 0 is added (a buy
+    #: on that book: its ask above the oracle can still be under where the book settles).
     structural_gap_bps: Decimal = Decimal(0)
     #: The last price at which taking still pays the round trip: the IOC limit never goes past it.
     worst_px: Decimal | None = None

@@ -180,3 +180,29 @@ def test_a_first_schema_journal_answers_too(tmp_path: Path) -> None:
     [correction] = rows(answer(path, "corrections", as_csv=True))
     assert (correction["market"], correction["bot had"]) == ("xyz:GOLD", "-0.02")
     assert rows(answer(path, "trips", as_csv=True)) == []
+
+
+def test_a_trips_signal_edge_is_the_edge_that_counts_after_the_structural_gap(tmp_path: Path) -> None:
+    # A book that lives 30 bps above its oracle: its ask 10 bps above the oracle is 20 bps under
+    # where it settles. The signal's raw edge is −10 and its structural part −30; the trip was taken
+    # on 20 bps of edge against a 16 bps threshold, and the table must say so (not "−10 vs 16").
+    j = prepare_journal(str(tmp_path / "journal.sqlite3"))
+    assert j is not None
+    db = j.connection()
+    entry = Cloid.random()
+    j.record(
+        Signal(
+            TSLA, Side.BUY, D("-10"), D("16"), D("100"), D("100.10"), D(5), D("0.2"), 1.0,
+            structural_gap_bps=D("-30"),
+        )
+    )  # fmt: skip
+    j.flush()
+    db.execute("UPDATE records SET at_ms = ?", (T0 - 50,))
+    j.order_sending(entry, TSLA, Side.BUY, D("0.2"), D("100.1"), False, "entry")
+    db.execute("UPDATE orders SET sent_ms = ? WHERE cloid = ?", (T0 - 10, str(entry)))
+    j.user_fills(
+        UserFills("0xu", False, (fill(1, Side.BUY, "0.2", "100.10", "0", fee="0.009", cloid=entry, t=T0),))
+    )
+    j.flush()
+    [trip] = rows(answer(j.path, "trips", as_csv=True))
+    assert (trip["signal_edge_bps"], trip["threshold_bps"]) == ("20", "16")
