@@ -67,6 +67,11 @@ class ReadyState:
                 reasons.append("positions not synced")
         return "; ".join(reasons) if reasons else "ready"
 
+    @property
+    def fills_in_sync(self) -> bool:
+        """Connected, the user channels acked and missed fills caught up: every fill so far was seen."""
+        return self.connected and self.caught_up and all(ch in self._acked for ch in USER_CHANNELS)
+
     # -----------------------------------------------------------------------------------------
     # Events; each returns whether READY flipped.
 

@@ -729,12 +729,12 @@ async def _watch_money(bot: Bot, tracker: TrackerHandle) -> None:
 
 
 async def _mark_running(bot: Bot, period: float | None = None) -> None:
-    """Every `period`, while the user streams are connected and caught up, mark the hard-stop
+    """Every `period`, while the user streams are live and caught up, mark the hard-stop
     state with the time: fills before it were seen (and counted) by this run, so a restart after
     a crash counts only the fills after it. While disconnected the mark stays where it was."""
     while True:
         await trio.sleep(RUNNING_MARK_SECS if period is None else period)
-        if bot.ready.connected and bot.ready.caught_up:
+        if bot.ready.fills_in_sync:
             bot.hard_stop.mark_running(bot.cfg.markets.dex, wall_clock_ms())
 
 

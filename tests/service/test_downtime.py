@@ -7,11 +7,17 @@ import logging
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import attrs
 import pytest
+import trio
 
+from hip3.clock import use_wall_clock, wall_clock_following_trio
 from hip3.hyperliquid.events import Fill
+from hip3.market.ready import ReadyState
+from hip3.service.app import _mark_running
 from hip3.service.downtime import OVERLAP_MS, DowntimeFillsUnknown, count_fills_while_down
 from hip3.service.journal import Journal, prepare_journal
 from hip3.trading.hardstop import HardStop, HardStopParams
@@ -157,3 +163,39 @@ async def test_more_fills_than_can_be_paged_is_unknown(stop: HardStop, journal: 
     info = PagedFills(busy_account(13_000, MIDNIGHT + 1000))
     with pytest.raises(DowntimeFillsUnknown, match="full pages"):
         await count(info, stop, journal)
+
+
+async def test_the_running_mark_moves_only_while_every_fill_is_seen(
+    stop: HardStop, autojump_clock: Any
+) -> None:
+    # The mark says "every fill before this was seen": never while the user streams are down or
+    # catching up, or a restart would skip the fills of that gap.
+    ready = ReadyState([], trading=True)
+    bot = SimpleNamespace(
+        ready=ready, hard_stop=stop, cfg=SimpleNamespace(markets=SimpleNamespace(dex="xyz"))
+    )
+    with use_wall_clock(wall_clock_following_trio(NOW)):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_mark_running, bot, 10.0)
+            ready.on_connected()
+            ready.on_caught_up()
+            await trio.sleep(15)
+            assert stop.last_running_ms("xyz") is None  # user channels not acked yet
+            ready.on_ack("userFills")
+            ready.on_ack("orderUpdates")
+            await trio.sleep(10)
+            live = stop.last_running_ms("xyz")
+            assert live == NOW + 20_000
+            ready.on_disconnected()
+            await trio.sleep(30)
+            assert stop.last_running_ms("xyz") == live
+            ready.on_connected()  # reconnected, missed fills not fetched yet
+            ready.on_ack("userFills")
+            ready.on_ack("orderUpdates")
+            await trio.sleep(30)
+            assert stop.last_running_ms("xyz") == live
+            ready.on_caught_up()
+            await trio.sleep(10)
+            assert stop.last_running_ms("xyz") == NOW + 90_000
+            nursery.cancel_scope.cancel()
+    assert json.loads(stop.params.state_file.read_text())["running"] == {"dex": "xyz", "ms": NOW + 90_000}

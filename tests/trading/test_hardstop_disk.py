@@ -75,6 +75,10 @@ def test_non_finite_or_absurd_daily_pnl_loads_latched(tmp_path: Path, net_pnl: A
         {"latched": False, "daily": "today"},
         {"latched": False, "daily": {"day": 20261124, "net_pnl": "0"}},
         {"latched": True, "reason": None},  # latched stays latched, whatever else is missing
+        {"latched": False, "running": {"dex": "xyz", "ms": "1767225600000"}},
+        {"latched": False, "running": {"dex": "xyz", "ms": -1}},
+        {"latched": False, "running": {"ms": 1767225600000}},
+        {"latched": False, "running": 1767225600000},
     ],
 )
 def test_malformed_state_loads_latched(tmp_path: Path, state: dict[str, Any]) -> None:
@@ -90,6 +94,21 @@ def test_a_loss_past_the_limit_latches_after_a_restart(tmp_path: Path) -> None:
     stop = HardStop.load(p)
     assert not stop.latched
     assert stop.record_pnl(D(-1000), D(0), DAY1)
+
+
+def test_the_running_mark_survives_a_restart_and_belongs_to_its_dex(tmp_path: Path) -> None:
+    p = params(tmp_path)
+    stop = HardStop.load(p)
+    assert stop.last_running_ms("xyz") is None  # never ran: unknown
+    stop.mark_running("xyz", 1_767_225_600_000)
+    again = HardStop.load(p)
+    assert not again.latched
+    assert again.last_running_ms("xyz") == 1_767_225_600_000
+    assert again.last_running_ms("abc") is None  # another dex's bot on the same file: not its mark
+    # files written before the mark existed load as before
+    write_state(p.state_file)
+    old = HardStop.load(p)
+    assert not old.latched and old.last_running_ms("xyz") is None
 
 
 # ---------------------------------------------------------------------------------------------
