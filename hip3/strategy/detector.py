@@ -178,6 +178,11 @@ class DetectorMarketState:
         """Why entries must still wait for the baseline, or None."""
         if params.baseline_warmup_secs <= 0 or self.gap.warmed(now, params.baseline_warmup_secs):
             return None
+        if self.gap.started_at is None:
+            return (
+                "measuring the book-oracle gap: waiting for the oracle to change (no sample yet; "
+                f"{params.baseline_warmup_secs:g} s after the first)"
+            )
         return f"measuring the book-oracle gap ({self.gap.age(now):.0f} of {params.baseline_warmup_secs:g} s)"
 
 

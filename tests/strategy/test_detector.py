@@ -232,8 +232,12 @@ def test_without_the_baseline_the_gap_would_trade() -> None:
 def test_entries_wait_for_the_baseline_to_warm_up() -> None:
     params = attrs.evolve(PLAIN, baseline_warmup_secs=20.0)
     ds = observe_oracle(state("100", "99.98", "100.02"), DetectorMarketState(), params, 0.0)
-    # The first oracle seen gives nothing to compare the book with; the first update starts the clock.
-    assert ds.warming_up(30.0, params) == "measuring the book-oracle gap (0 of 20 s)"
+    # The first oracle seen gives nothing to compare the book with; the first update starts the
+    # clock. Until then the log must not say "0 of 20 s" for ever (a market whose oracle does not
+    # move looks stuck at the start of a countdown): it says what it waits for.
+    assert ds.warming_up(30.0, params) == (
+        "measuring the book-oracle gap: waiting for the oracle to change (no sample yet; 20 s after the first)"
+    )
     ds = observe_oracle(state("100.01", "99.98", "100.02"), ds, params, 0.0)
     assert ds.warming_up(5.0, params) == "measuring the book-oracle gap (5 of 20 s)"
     assert ds.warming_up(20.0, params) is None
