@@ -726,6 +726,19 @@ async def _watch_money(bot: Bot, tracker: TrackerHandle) -> None:
         if realized or fees:
             realized_seen, fees_seen = view.realized_pnl, view.fees
             bot.hard_stop.record_pnl(realized, fees, utc_day(), trio.current_time())
+            if bot.journal is not None:
+                await _journal_after_the_total(bot.hard_stop, bot.journal)
+
+
+async def _journal_after_the_total(hard_stop: HardStop, journal: Journal) -> None:
+    """The day's total on disk first, then the fills it came from in the journal (the feed queued
+    them before the tracker counted them). A restart skips fills the journal holds, so a crash
+    between the two counts them twice, not never; left to the journal's own flush (every 0.25 s)
+    that gap was a quarter second wide. (That flush can still land in the millisecond before
+    the total's write: a crash exactly then leaves a fill journaled but not counted.)"""
+    with trio.move_on_after(PNL_WRITE_WAIT_SECS):
+        await hard_stop.wait_written()
+    await journal.flush_all()
 
 
 async def _mark_running(bot: Bot, period: float | None = None) -> None:
@@ -738,6 +751,8 @@ async def _mark_running(bot: Bot, period: float | None = None) -> None:
             bot.hard_stop.mark_running(bot.cfg.markets.dex, wall_clock_ms())
 
 
+#: How long the journal's copy of a fill waits for the daily total to reach the disk.
+PNL_WRITE_WAIT_SECS = 1.0
 #: How often the running mark is written (a restart re-reads at most this much more).
 RUNNING_MARK_SECS = 10.0
 GATE_BLOCKS_EVERY_SECS = 60.0

@@ -120,6 +120,9 @@ class HardStop:
         self._dirty = False
         self._wakeup: trio.Event | None = None  # set while `run_hard_stop_persistence` runs
         self._seen: tuple[int, int, int] | None = None  # stat signature of the file as last read/written
+        self._changes = 0  # state changes handed to the writer so far
+        self._changes_written = 0  # of those, how many a completed write holds
+        self._written: trio.Event | None = None  # set (and dropped) after each completed write
 
     @classmethod
     def load(
@@ -346,6 +349,7 @@ class HardStop:
 
     def _persist_soon(self) -> None:
         """Hand the state to the writer task, or write it now when none runs (tests, tools)."""
+        self._changes += 1
         self._dirty = True
         if self._wakeup is not None:
             self._wakeup.set()
@@ -398,9 +402,26 @@ class HardStop:
     def _write(self) -> None:
         """Write the state now; a latch another process wrote is adopted first, never cleared."""
         _ = self.latched  # re-reads the file if it changed since we last saw it
+        changes = self._changes
         write_atomically(self.params.state_file, self._render())
         self._seen = _signature(self.params.state_file)
         self.persisted = True
+        self._note_written(changes)
+
+    def _note_written(self, changes: int) -> None:
+        self._changes_written = max(self._changes_written, changes)
+        if self._written is not None:
+            self._written.set()
+            self._written = None
+
+    async def wait_written(self) -> None:
+        """Return once the state as it is now is on disk. A disk that refuses keeps this waiting
+        (the writer retries): callers bound it."""
+        target = self._changes
+        while self._changes_written < target:
+            if self._written is None:
+                self._written = trio.Event()
+            await self._written.wait()
 
     def flush(self) -> None:
         """Write pending state now (at shutdown, after the writer task has stopped)."""
@@ -459,6 +480,7 @@ async def run_hard_stop_persistence(
             while stop._dirty:
                 stop._dirty = False
                 latched = stop.latched  # decided here, on the loop, before the thread runs
+                changes = stop._changes
                 text = stop._render()
                 try:
                     seen = await trio.to_thread.run_sync(
@@ -478,6 +500,7 @@ async def run_hard_stop_persistence(
                     continue
                 if seen is not None:
                     stop._seen = seen
+                    stop._note_written(changes)
                 if stop.latched == latched:
                     stop.persisted = True
                 else:  # latched meanwhile (here or on disk): write the latch too

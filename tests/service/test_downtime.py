@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -15,12 +16,13 @@ import pytest
 import trio
 
 from hip3.clock import use_wall_clock, wall_clock_following_trio
-from hip3.hyperliquid.events import Fill
+from hip3.hyperliquid.events import Fill, UserFills
 from hip3.market.ready import ReadyState
-from hip3.service.app import _mark_running
+from hip3.service.app import _mark_running, _watch_money
 from hip3.service.downtime import OVERLAP_MS, DowntimeFillsUnknown, count_fills_while_down
 from hip3.service.journal import Journal, prepare_journal
-from hip3.trading.hardstop import HardStop, HardStopParams
+from hip3.trading import hardstop
+from hip3.trading.hardstop import HardStop, HardStopParams, run_hard_stop_persistence
 from tests.fakes.paged_fills import PagedFills, account_fill, busy_account
 
 D = Decimal
@@ -199,3 +201,59 @@ async def test_the_running_mark_moves_only_while_every_fill_is_seen(
             assert stop.last_running_ms("xyz") == NOW + 90_000
             nursery.cancel_scope.cancel()
     assert json.loads(stop.params.state_file.read_text())["running"] == {"dex": "xyz", "ms": NOW + 90_000}
+
+
+class Views:
+    """The tracker's money view, moved by the test."""
+
+    def __init__(self) -> None:
+        self.current = SimpleNamespace(seq=0, realized_pnl=D(0), fees=D(0))
+        self.changed = trio.Event()
+
+    def view(self) -> SimpleNamespace:
+        return self.current
+
+    async def wait_view_change(self, seq: int) -> SimpleNamespace:
+        while self.current.seq == seq:
+            await self.changed.wait()
+        return self.current
+
+    def move(self, realized: str, fees: str) -> None:
+        self.current = SimpleNamespace(seq=self.current.seq + 1, realized_pnl=D(realized), fees=D(fees))
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+async def test_a_counted_fill_is_journaled_right_after_the_days_total_is_on_disk(
+    stop: HardStop, journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The restart skips fills the journal holds. Journaled before the total is written, a crash
+    # in between would lose the fill; left to the journal's periodic flush, the gap in which a
+    # crash counts it twice would be a quarter second wide.
+    gate = threading.Event()
+    write = hardstop._write_in_thread
+
+    def slow_write(*args: Any) -> Any:
+        assert gate.wait(5)
+        return write(*args)
+
+    monkeypatch.setattr(hardstop, "_write_in_thread", slow_write)
+    seen = liquidation(1, NOW)
+    journal.user_fills(UserFills(USER, False, (seen,)))  # queued by the feed before the tracker
+    views = Views()
+    bot = SimpleNamespace(hard_stop=stop, journal=journal)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_hard_stop_persistence, stop)
+            nursery.start_soon(_watch_money, bot, views)
+            await trio.sleep(0.01)
+            views.move("-30", "0.75")
+            while stop.daily_net_pnl == 0:
+                await trio.sleep(0.01)
+            await trio.sleep(0.1)
+            assert journal.fills_not_journaled([seen]) == [seen]  # the total is not on disk yet
+            gate.set()
+            while journal.fills_not_journaled([seen]):
+                await trio.sleep(0.01)
+            assert json.loads(stop.params.state_file.read_text())["daily"]["net_pnl"] == "-30.75"
+            nursery.cancel_scope.cancel()
