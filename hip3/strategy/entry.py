@@ -17,6 +17,7 @@ market's recent median of the signed book–oracle gap (`RecentMedian`), once it
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from decimal import Decimal
 
 import attrs
@@ -114,27 +115,38 @@ class RecentMedian:
 
     A median, not a mean: an oracle spike the makers never follow gives one wild sample, and a
     handful of those must not become "structure". When every sample has left the window the
-    clock of the warm-up starts again with the next one (`started_at`). The median is worked out as samples arrive
-    (once per oracle update), so reading `value` costs nothing on the entry path.
+    clock of the warm-up starts again with the next one (`started_at`).
+
+    A sample arrives with an oracle update, which is the very update a signal is taken on: the
+    values are kept in order beside the samples, so a sample is a binary search and an insert,
+    not a sort of the window (at 256 samples: ~45 µs sorted, a few µs this way).
     """
 
-    samples: tuple[tuple[float, Decimal], ...] = ()
+    samples: tuple[tuple[float, Decimal], ...] = ()  # (at, value), oldest first
     value: Decimal | None = None
     started_at: float | None = None
+    ordered: tuple[Decimal, ...] = ()  # the samples' values, ascending
 
     def observe(self, sample: Decimal, at: float, window_secs: float) -> RecentMedian:
         if self.samples and at <= self.samples[-1][0]:
             return self  # a re-evaluation of the same instant adds nothing
-        kept = [s for s in self.samples if at - s[0] < window_secs][-(MAX_MEDIAN_SAMPLES - 1) :]
+        count = len(self.samples)
+        expired = 0
+        while expired < count and at - self.samples[expired][0] >= window_secs:
+            expired += 1
+        drop = max(expired, count - (MAX_MEDIAN_SAMPLES - 1))
         # Nothing left in the window (an oracle stuck or a feed gone for longer than it): the new
         # sample stands alone, and may compare the book with an oracle that stopped long ago, so
         # the measurement starts over and warms up again.
-        started = self.started_at if self.started_at is not None and kept else at
-        kept.append((at, sample))
-        ordered = sorted(v for _, v in kept)
+        started = self.started_at if self.started_at is not None and drop < count else at
+        ordered = list(self.ordered) if drop < count else []
+        if ordered:
+            for _, old in self.samples[:drop]:
+                del ordered[bisect_left(ordered, old)]
+        insort(ordered, sample)
         mid = len(ordered) // 2
         value = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-        return RecentMedian(tuple(kept), value, started)
+        return RecentMedian((*self.samples[drop:], (at, sample)), value, started, tuple(ordered))
 
     def age(self, now: float) -> float:
         return 0.0 if self.started_at is None else now - self.started_at

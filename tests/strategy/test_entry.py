@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hip3.core import MarketKey, MarketSpec, Side
 from hip3.strategy.entry import (
@@ -113,3 +115,31 @@ def test_take_size_refusals_say_why(sz: str, cap: str, reason: str) -> None:
         D("432.1"), D(sz), SPEC, max_notional=D(cap), min_book_notional=D(50), min_order_notional=D(11)
     )
     assert isinstance(result, str) and result.startswith(reason)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=120.0),  # seconds since the previous sample
+            st.decimals(min_value=-50, max_value=50, places=3),
+        ),
+        max_size=400,
+    )
+)
+def test_recent_median_is_the_median_of_the_window(steps: list[tuple[float, Decimal]]) -> None:
+    # Kept in order as samples come and go, it must equal the plain median of what the window holds.
+    med, at, seen = RecentMedian(), 0.0, []
+    for dt, sample in steps:
+        at += dt
+        before = med
+        med = med.observe(sample, at, 300.0)
+        if med is before:
+            continue
+        seen.append((at, sample))
+        window = [v for t, v in seen if at - t < 300.0][-MAX_MEDIAN_SAMPLES:]
+        ordered = sorted(window)
+        half = len(ordered) // 2
+        expected = ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
+        assert med.value == expected
+        assert [v for _, v in med.samples] == window
