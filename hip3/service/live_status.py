@@ -35,7 +35,7 @@ class MarketRow:
     bid: Decimal | None
     ask: Decimal | None
     oracle: Decimal | None
-    edge_bps: Decimal | None  # the better side: (oracle − ask) or (bid − oracle), over the oracle
+    edge_bps: Decimal | None  # the better side, from where the book settles (oracle + structural gap)
     blocked_by: str | None
     position: Decimal | None
     entry_px: Decimal | None
@@ -58,21 +58,30 @@ class StatusSnapshot:
         return self.realized - self.fees
 
 
-def edge_bps(bid: Decimal | None, ask: Decimal | None, oracle: Decimal | None) -> Decimal | None:
+def edge_bps(
+    bid: Decimal | None, ask: Decimal | None, oracle: Decimal | None, gap_bps: Decimal | None = None
+) -> Decimal | None:
+    """The better side's edge, measured as the bot does: from where the book settles (the oracle
+    shifted by the market's structural gap `gap_bps`; the oracle itself while it is unknown)."""
     if oracle is None or oracle <= 0:
+        return None
+    fair = oracle * (1 + gap_bps / BPS) if gap_bps is not None else oracle
+    if fair <= 0:
         return None
     sides = []
     if ask is not None:
-        sides.append((oracle - ask) / oracle * BPS)
+        sides.append((fair - ask) / fair * BPS)
     if bid is not None:
-        sides.append((bid - oracle) / oracle * BPS)
+        sides.append((bid - fair) / fair * BPS)
     return max(sides).quantize(Decimal("0.1")) if sides else None
 
 
-def snapshot(bot: Bot) -> StatusSnapshot:
-    """What the status shows, read from the bot's published state (never written)."""
+def snapshot(bot: Bot, now: float | None = None) -> StatusSnapshot:
+    """What the status shows, read from the bot's published state (never written); `now` (trio
+    time) reads each market's structural gap, so the edge shown is the one the bot measures."""
     view = bot.tracker.view() if bot.tracker is not None and bot.trading else None
     blocked = bot.scanner.gate_log.blocked_markets()
+    gap_of = getattr(bot.scanner, "structural_gap_bps", None) if now is not None else None
     rows = []
     for market in sorted(bot.specs):
         state = bot.cells.get(market)
@@ -86,7 +95,7 @@ def snapshot(bot: Bot) -> StatusSnapshot:
                 bid=bid,
                 ask=ask,
                 oracle=oracle,
-                edge_bps=edge_bps(bid, ask, oracle),
+                edge_bps=edge_bps(bid, ask, oracle, gap_of(market, now) if gap_of is not None else None),
                 blocked_by=blocked.get(market),
                 position=held.size if held is not None else None,
                 entry_px=held.entry_px if held is not None else None,
@@ -165,10 +174,12 @@ async def run_live_status(bot: Bot, console: Console | None = None, period: floa
     """Redraw the status every `period` until cancelled."""
     console = console or Console(file=sys.stderr)
     original = sys.stderr
-    with Live(render(snapshot(bot)), console=console, auto_refresh=False, redirect_stderr=True) as live:
+    with Live(
+        render(snapshot(bot, trio.current_time())), console=console, auto_refresh=False, redirect_stderr=True
+    ) as live:
         with _logs_above(original):
             while True:
-                live.update(render(snapshot(bot)), refresh=True)
+                live.update(render(snapshot(bot, trio.current_time())), refresh=True)
                 await trio.sleep(period)
 
 
