@@ -47,6 +47,7 @@ from hip3.trading.messages import PortfolioView, PositionClosed, PositionOpened,
 log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
+BPS = Decimal(10_000)
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,15 @@ class Replay:
 
     def _oracle(self, market: MarketKey) -> Decimal | None:
         return self.cells.get(market).oracle_px
+
+    def _fair(self, market: MarketKey) -> Decimal | None:
+        """Where the book settles: the oracle shifted by the scanner's structural gap (as measured
+        for entries and exits); the oracle while the gap is unknown."""
+        oracle = self._oracle(market)
+        gap = self.scanner.structural_gap_bps(market, trio.current_time())
+        if oracle is None or gap is None:
+            return oracle
+        return oracle * (1 + gap / BPS)
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -312,7 +322,7 @@ class Replay:
             stale = (
                 not order.reduce_only
                 and state.bbo is not None
-                and is_stale(order.terms.side, state.bbo, state.oracle_px)
+                and is_stale(order.terms.side, state.bbo, self._fair(order.market))
             )
             pulled = draw_pull(self.rng, self.model.pull_probability, stale)
             outcome = ioc_fill(

@@ -51,7 +51,8 @@ class IocOutcome:
 
 
 def is_stale(side: Side, bbo: Bbo, oracle: Decimal | None) -> bool:
-    """The level a taker on `side` would hit still sits on the wrong side of the oracle."""
+    """The level a taker on `side` would hit still sits on the wrong side of `oracle` (the caller
+    passes where the book settles: the oracle shifted by the market's structural gap)."""
     if oracle is None or oracle <= 0:
         return False
     if side is Side.BUY:
