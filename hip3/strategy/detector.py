@@ -36,6 +36,7 @@ from hip3.params import (
     parameters,
 )
 from hip3.strategy.entry import (
+    MIN_MEDIAN_SAMPLES,
     ONE,
     RecentMedian,
     SlowAverage,
@@ -182,6 +183,11 @@ class DetectorMarketState:
             return (
                 "measuring the book-oracle gap: waiting for the oracle to change (no sample yet; "
                 f"{params.baseline_warmup_secs:g} s after the first)"
+            )
+        if len(self.gap.samples) < MIN_MEDIAN_SAMPLES:
+            return (
+                f"measuring the book-oracle gap ({len(self.gap.samples)} of {MIN_MEDIAN_SAMPLES} samples; "
+                f"{min(self.gap.age(now), params.baseline_warmup_secs):.0f} of {params.baseline_warmup_secs:g} s)"
             )
         return f"measuring the book-oracle gap ({self.gap.age(now):.0f} of {params.baseline_warmup_secs:g} s)"
 

@@ -107,6 +107,9 @@ class SlowAverage:
 
 #: Bound on the samples a `RecentMedian` keeps (a sample per oracle update: ~3 s apart on HIP-3).
 MAX_MEDIAN_SAMPLES = 256
+#: Samples a `RecentMedian` needs before it counts: the median of two is their mean, so one bad
+#: sample (a book still lagging at the next update) would be half the baseline; of three it is out.
+MIN_MEDIAN_SAMPLES = 3
 
 
 @frozen
@@ -152,7 +155,11 @@ class RecentMedian:
         return 0.0 if self.started_at is None else now - self.started_at
 
     def warmed(self, now: float, warmup_secs: float) -> bool:
-        return self.value is not None and self.age(now) >= warmup_secs
+        return (
+            self.value is not None
+            and len(self.samples) >= MIN_MEDIAN_SAMPLES
+            and self.age(now) >= warmup_secs
+        )
 
 
 def signed_gap_bps(oracle: Decimal, mid: Decimal) -> Decimal:

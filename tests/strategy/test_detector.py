@@ -239,6 +239,9 @@ def test_entries_wait_for_the_baseline_to_warm_up() -> None:
         "measuring the book-oracle gap: waiting for the oracle to change (no sample yet; 20 s after the first)"
     )
     ds = observe_oracle(state("100.01", "99.98", "100.02"), ds, params, 0.0)
+    assert ds.warming_up(5.0, params) == "measuring the book-oracle gap (1 of 3 samples; 5 of 20 s)"
+    for t in (1.0, 2.0):  # two more oracle updates: enough samples, the clock still runs
+        ds = observe_oracle(state(str(D("100.01") + D(t) / 1000), "99.98", "100.02"), ds, params, t)
     assert ds.warming_up(5.0, params) == "measuring the book-oracle gap (5 of 20 s)"
     assert ds.warming_up(20.0, params) is None
     assert ds.warming_up(5.0, PLAIN) is None  # 0 = off
@@ -685,3 +688,21 @@ def test_after_a_stuck_oracle_the_baseline_warms_up_again_before_entries() -> No
     )
     assert signal is None
     assert ds.warming_up(660.0, params) is not None
+
+
+def test_the_warm_up_needs_three_samples_so_one_lagging_book_is_not_half_the_baseline() -> None:
+    # The bot starts during a two-step oracle rise: at the second step the book still sits 40 bps
+    # under the first (a lag sample, −40); at the next update it has caught up (0). Two samples in
+    # 5 s: their median is their mean, −20 bps, and a bid 5 bps under the oracle would look like a
+    # 15 bps sell edge. A median needs a third sample before one bad one stops counting.
+    params = attrs.evolve(PLAIN, baseline_warmup_secs=5.0)
+    ds = observe_oracle(state("100", "99.58", "99.62"), DetectorMarketState(), params, 0.0)
+    ds = observe_oracle(state("100.3", "99.58", "99.62", changed_at=1.0), ds, params, 1.0)  # −40
+    ds = observe_oracle(state("100.301", "100.28", "100.32", changed_at=4.0), ds, params, 4.0)  # 0
+    assert ds.gap.value is not None and abs(ds.gap.value + 20) < 1
+    assert ds.baseline_bps(6.0, params) is None
+    assert ds.warming_up(6.0, params) == "measuring the book-oracle gap (2 of 3 samples; 5 of 5 s)"
+    ds = observe_oracle(state("100.3", "100.28", "100.32", changed_at=7.0), ds, params, 7.0)  # 0
+    assert ds.warming_up(7.0, params) is None
+    baseline = ds.baseline_bps(7.0, params)
+    assert baseline is not None and abs(baseline) < D("0.1")

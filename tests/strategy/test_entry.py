@@ -67,7 +67,9 @@ def test_recent_median_ignores_outliers_forgets_the_window_and_stays_bounded() -
     later = med.observe(D(7), 400.0, 300.0)  # everything seen more than 300 s ago is forgotten
     # ... and a lone sample is not a measurement: the warm-up starts again from it.
     assert later.value == D(7) and len(later.samples) == 1 and later.started_at == 400.0
-    assert not later.warmed(404.0, 5.0) and later.warmed(405.0, 5.0)
+    assert not later.warmed(404.0, 5.0) and not later.warmed(405.0, 5.0)  # and one sample is not three
+    three = later.observe(D(8), 400.1, 300.0).observe(D(9), 400.2, 300.0)
+    assert not three.warmed(404.0, 5.0) and three.warmed(405.0, 5.0)
     for at in range(MAX_MEDIAN_SAMPLES + 50):
         later = later.observe(D(at), 401.0 + at / 1000, 300.0)
     assert len(later.samples) == MAX_MEDIAN_SAMPLES
