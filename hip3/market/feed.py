@@ -170,6 +170,10 @@ class Feed:
         fills = await self._fetch_all_since(since)
         if fills:
             log.info("catch-up after reconnect: %d fills since %d handed to the tracker", len(fills), since)
+            if self.record is not None:
+                # Journaled like stream fills, before the tracker counts them: a restart skips the
+                # fills the journal holds as already counted.
+                self.record(UserFills(self.user, False, tuple(fills)))
             await self.sink.report_fills(fill_reports(fills))
         if connection != self.connections:
             log.info(

@@ -200,3 +200,39 @@ async def test_a_catch_up_for_an_older_reconnect_does_not_make_a_newer_one_ready
         await trio.sleep(1)
         assert ready.is_ready
         nursery.cancel_scope.cancel()
+
+
+async def test_fills_caught_up_after_a_reconnect_go_to_the_journal_before_the_tracker(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The journal is what a restart takes as "seen and counted": fills the tracker learnt from a
+    catch-up query must be in it too, not only the ones the stream delivered."""
+    missed = [fill(5, 49_990_000), fill(6, 49_995_000)]
+    order: list[str] = []
+
+    async def fetch(since: int) -> list[Fill]:
+        return missed
+
+    feed, _, ready, sink = make_feed(fetch)
+    recorded: list[UserFills | OrderUpdates] = []
+
+    def record(event: UserFills | OrderUpdates) -> None:
+        order.append("journal")
+        recorded.append(event)
+
+    async def report_fills(fills: tuple[FillReport, ...]) -> None:
+        order.append("tracker")
+        sink.fills.append(fills)
+
+    feed.record = record
+    sink.report_fills = report_fills  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        await connect_and_fill_in(feed, nursery)
+        await feed.handle(Disconnected("drop"), nursery)
+        await connect_and_fill_in(feed, nursery)
+        await trio.sleep(1)
+        assert ready.is_ready
+        nursery.cancel_scope.cancel()
+    journaled = [f for e in recorded if isinstance(e, UserFills) for f in e.fills]
+    assert journaled == missed
+    assert order == ["journal", "tracker"]
