@@ -70,6 +70,7 @@ class Feed:
         fetch_fills_since: FetchFills | None = None,
         now_ms: Callable[[], int] = wall_clock_ms,
         record: Callable[[UserFills | OrderUpdates], None] | None = None,
+        on_history: Callable[[UserFills], None] | None = None,
     ) -> None:
         self.cells = cells
         self.markets = markets
@@ -80,6 +81,8 @@ class Feed:
         self.now_ms = now_ms
         # The journal's copy of the user events as the exchange sent them (snapshots included).
         self.record = record
+        # Sees each userFills snapshot before the journal does (the startup's loss count).
+        self.on_history = on_history
         self.connections = 0
         # Start of the oldest disconnection whose missed fills are not fetched yet.
         self.gap_start_ms: int | None = None
@@ -121,6 +124,8 @@ class Feed:
             case UserFills(is_snapshot=True):
                 # History, not news: positions come from clearinghouseState (startup) and resync.
                 self.ignored_snapshots += 1
+                if self.on_history is not None:
+                    self.on_history(event)
                 if self.record is not None:
                     self.record(event)
             case UserFills():

@@ -30,7 +30,7 @@ from hip3.clock import utc_day, wall_clock_ms
 from hip3.core import MarketKey, MarketSpec
 from hip3.histogram import LAG_BUCKETS_SECS, Histogram
 from hip3.hyperliquid import signing, wire
-from hip3.hyperliquid.events import ActionOk, Meta, OrderError, StatusSuccess, UserFees
+from hip3.hyperliquid.events import ActionOk, Meta, OrderError, StatusSuccess, UserFees, UserFills
 from hip3.hyperliquid.info import InfoClient, InfoError, NotListedError, open_info_client
 from hip3.hyperliquid.ws import WsSession, open_ws_session
 from hip3.market.cells import MarketCells
@@ -40,7 +40,12 @@ from hip3.market.ready import ReadyState
 from hip3.service.account_check import SignerRefused, verify_signer
 from hip3.service.config import Config, unusual_values
 from hip3.service.config_schema import parse_listen
-from hip3.service.downtime import DowntimeFillsUnknown, count_fills_while_down
+from hip3.service.downtime import (
+    DowntimeFills,
+    DowntimeFillsUnknown,
+    count_fills_while_down,
+    count_history_after_the_query,
+)
 from hip3.service.instance_lock import InstanceLocked, instance_lock
 from hip3.service.journal import Journal, JournalUnusable, prepare_journal
 from hip3.service.keys import KeyLoadError, SecretKey, load_signing_key
@@ -169,6 +174,8 @@ class Bot:
     shutdown: ShutdownOutcome | None = None
     #: Round trips priced against the oracle (edge accounting).
     edge: EdgeLedger = attrs.field(default=None)
+    #: What the startup counted of the fills while the bot was down (trading mode).
+    downtime: DowntimeFills | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.edge is None:
@@ -387,6 +394,7 @@ async def _run(
             if bot.trading and user
             else None,
             record=bot.journal.user_event if bot.journal is not None and bot.trading else None,
+            on_history=_count_first_history(bot) if bot.trading else None,
         )
         ws.route_market_data(feed.on_market_data)
         await nursery.start(run_feed, ws.events, feed)
@@ -549,6 +557,7 @@ async def _startup_sync(
         # Never start as if nothing happened while down: a failed query is unknown, not empty.
         log.error("%s; not trading (the day's loss is unknown)", exc)
         return False
+    bot.downtime = down
     if bot.journal is not None:
         bot.journal.note(
             "restart",
@@ -739,6 +748,24 @@ async def _journal_after_the_total(hard_stop: HardStop, journal: Journal) -> Non
     with trio.move_on_after(PNL_WRITE_WAIT_SECS):
         await hard_stop.wait_written()
     await journal.flush_all()
+
+
+def _count_first_history(bot: Bot) -> Callable[[UserFills], None]:
+    """For the feed: the first userFills snapshot's fills between the startup count's query and
+    the subscription go to the daily loss (later snapshots follow a reconnect, whose catch-up
+    hands the missed fills to the tracker)."""
+    done = False
+
+    def count(history: UserFills) -> None:
+        nonlocal done
+        if done or bot.downtime is None:
+            return
+        done = True
+        count_history_after_the_query(
+            history.fills, bot.downtime, coins=bot.markets, hard_stop=bot.hard_stop, journal=bot.journal
+        )
+
+    return count
 
 
 async def _mark_running(bot: Bot, period: float | None = None) -> None:

@@ -21,7 +21,7 @@ the app does not start (exit 1, systemd retries).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
@@ -60,6 +60,8 @@ class DowntimeFills:
     fees: Decimal
     start_ms: int
     end_ms: int
+    #: (coin, tid) of every fill of the bot's markets the query answered, counted or journaled.
+    answered: frozenset[tuple[str, int]] = frozenset()
 
 
 def window_start(now_ms: int, last_running_ms: int | None, overlap_ms: int) -> int:
@@ -121,7 +123,42 @@ async def count_fills_while_down(
         hard_stop.daily_net_pnl,
         hard_stop.params.max_daily_loss_usd,
     )
-    return DowntimeFills(tuple(new), realized, fees, start, end)
+    return DowntimeFills(tuple(new), realized, fees, start, end, frozenset((f.coin, f.tid) for f in ours))
+
+
+def count_history_after_the_query(
+    history: Sequence[Fill],
+    down: DowntimeFills,
+    *,
+    coins: Collection[str],
+    hard_stop: HardStop,
+    journal: Journal | None,
+) -> list[Fill]:
+    """The first userFills snapshot after the startup: fills of the bot's markets from the
+    window's start on that the startup query did not answer happened between the query and the
+    subscription. The tracker never sees them (a snapshot is history, the stream only brings
+    later fills): count them here. Matched by (coin, tid), not by time, so the local clock's
+    offset from the exchange's does not matter. Returns what was counted."""
+    later = [
+        f
+        for f in history
+        if f.coin in coins and f.time >= down.start_ms and (f.coin, f.tid) not in down.answered
+    ]
+    new = journal.fills_not_journaled(later) if journal is not None else later
+    if new:
+        realized = sum((f.closed_pnl for f in new), Decimal(0))
+        fees = sum((f.fee for f in new), Decimal(0))
+        day = datetime.fromtimestamp(max(f.time for f in new) / 1000, UTC).date()
+        hard_stop.record_pnl(realized, fees, day, trio.current_time())
+        log.warning(
+            "between the startup count and the userFills subscription: %d fills, realized %s, fees %s, "
+            "counted to today's loss (today's net now %s)",
+            len(new),
+            realized,
+            fees,
+            hard_stop.daily_net_pnl,
+        )
+    return new
 
 
 def _iso(ms: int) -> str:

@@ -10,18 +10,28 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 import hip3.hyperliquid.info
 from hip3.hyperliquid.events import Fill
-from hip3.hyperliquid.info import InfoError
+from hip3.hyperliquid.info import InfoClient, InfoError
 from hip3.service.app import EXIT_FAILED, EXIT_OK, Bot, run_bot
 from hip3.service.config import Config
 from hip3.sim import Sim
 
-from .conftest import TSLA, Accounts, FrozenMarket, bot_config, bot_positions, running_bot
+from .conftest import (
+    TSLA,
+    Accounts,
+    FrozenMarket,
+    bot_config,
+    bot_positions,
+    post_order_as_master,
+    running_bot,
+    wait_for,
+)
 from .test_bot_vs_sim import enter
 
 D = Decimal
@@ -112,3 +122,49 @@ async def test_a_failed_fill_query_at_startup_stops_the_start(
             if bot is not None:
                 bot.request_stop()
     assert bot is None and outcome.get("code") == EXIT_FAILED
+
+
+async def test_a_liquidation_between_the_startup_count_and_the_subscription_is_counted(
+    sim: Sim, market: FrozenMarket, accounts: Accounts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The account holds a long no bot has seen; the exchange liquidates it right after the
+    # startup's fill query answered, before userFills is subscribed: only the subscription's
+    # snapshot (history, never given to the tracker) carries that fill.
+    status = await post_order_as_master(
+        sim, accounts, is_buy=True, price=market.ask, size=D("0.1"), tif="Ioc"
+    )
+    assert "filled" in status, status
+    original = InfoClient.user_fills_by_time
+    liquidations: list[dict[str, Any]] = []
+
+    async def query_then_liquidate(
+        self: InfoClient, user: str, start_ms: int, end_ms: int | None = None
+    ) -> list[Fill]:
+        fills = await original(self, user, start_ms, end_ms)
+        if not liquidations:
+            liquidations.extend(sim.liquidate(accounts.master, TSLA, px=market.ask - D("2")))
+        return fills
+
+    monkeypatch.setattr(InfoClient, "user_fills_by_time", query_then_liquidate)
+    cfg = bot_config(
+        sim,
+        accounts.master,
+        tmp_path,
+        shutdown={"flatten_on_shutdown": False},
+        position={"position_resync_interval_secs": 0.5},
+    )
+    async with running_bot(cfg, accounts.agent) as run:
+        bot = run.b
+        acct = sim.engine.account(accounts.master)
+        assert acct is not None and len(liquidations) == 1
+        assert D(liquidations[0]["closedPnl"]) < 0
+        await wait_for(lambda: bot.ready.is_ready, "READY", timeout=4)
+        await wait_for(
+            lambda: bot.hard_stop.daily_net_pnl == acct.realized_pnl - acct.fees_paid,
+            f"the daily loss to reach {acct.realized_pnl - acct.fees_paid} "
+            f"(it is {bot.hard_stop.daily_net_pnl})",
+        )
+        await wait_for(lambda: bot_positions(bot) == {}, "the resync to drop the liquidated long")
+        await trio.sleep(0.3)
+        assert bot.hard_stop.daily_net_pnl == acct.realized_pnl - acct.fees_paid  # and only once
+        assert await run.stop() == EXIT_OK

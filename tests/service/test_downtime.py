@@ -17,9 +17,16 @@ import trio
 
 from hip3.clock import use_wall_clock, wall_clock_following_trio
 from hip3.hyperliquid.events import Fill, UserFills
+from hip3.market.cells import MarketCells
+from hip3.market.feed import Feed
 from hip3.market.ready import ReadyState
 from hip3.service.app import _mark_running, _watch_money
-from hip3.service.downtime import OVERLAP_MS, DowntimeFillsUnknown, count_fills_while_down
+from hip3.service.downtime import (
+    OVERLAP_MS,
+    DowntimeFillsUnknown,
+    count_fills_while_down,
+    count_history_after_the_query,
+)
 from hip3.service.journal import Journal, prepare_journal
 from hip3.trading import hardstop
 from hip3.trading.hardstop import HardStop, HardStopParams, run_hard_stop_persistence
@@ -257,3 +264,48 @@ async def test_a_counted_fill_is_journaled_right_after_the_days_total_is_on_disk
                 await trio.sleep(0.01)
             assert json.loads(stop.params.state_file.read_text())["daily"]["net_pnl"] == "-30.75"
             nursery.cancel_scope.cancel()
+
+
+async def test_the_first_snapshot_counts_only_fills_the_startup_query_did_not_answer(
+    stop: HardStop, journal: Journal
+) -> None:
+    stop.mark_running("xyz", NOW - 3_600_000)
+    answered = liquidation(1, NOW - 600_000)
+    down = await count_fills_while_down(
+        PagedFills([answered]),
+        USER,
+        coins=COINS,
+        dex="xyz",
+        hard_stop=stop,
+        journal=journal,
+        now_ms=lambda: NOW,
+    )
+    assert stop.daily_net_pnl == D("-30.75")
+    old = liquidation(2, down.start_ms - 1)  # before the window: an earlier run's
+    skewed = liquidation(3, NOW - 500, pnl="-4", fee="0.1")  # after the query, stamped before its end
+    later = liquidation(4, NOW + 800, pnl="-6", fee="0.2")
+    other = liquidation(5, NOW + 900, coin="abc:OTHER")
+    counted = count_history_after_the_query(
+        [old, answered, skewed, later, other], down, coins=COINS, hard_stop=stop, journal=journal
+    )
+    assert counted == [skewed, later]
+    assert stop.daily_net_pnl == D("-30.75") - D("4.1") - D("6.2")
+
+
+def test_each_userfills_snapshot_is_shown_to_the_history_hook_before_the_journal() -> None:
+    seen: list[str] = []
+    feed = Feed(
+        MarketCells([]),
+        {},
+        ReadyState([], trading=True),
+        record=lambda event: seen.append("journal"),
+        on_history=lambda event: seen.append(f"history {len(event.fills)}"),
+    )
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await feed.handle(UserFills(USER, True, (liquidation(1, NOW),)), nursery)
+            await feed.handle(UserFills(USER, False, (liquidation(2, NOW),)), nursery)
+
+    trio.run(main)
+    assert seen == ["history 1", "journal", "journal"]
