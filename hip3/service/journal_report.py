@@ -419,16 +419,24 @@ def restarts(db: sqlite3.Connection, limit: int) -> Table:
             d.get("in_doubt", 0),
             ", ".join(f"{k}: {v}" for k, v in sorted(d.get("resolved", {}).items())),
             d.get("fills_found", 0),
+            _while_down(d),
             ", ".join(f"{k} {v}" for k, v in sorted(d.get("positions", {}).items())) or "flat",
             d.get("note", ""),
         )
         for t, _, d in _records(db, "restart", limit)
     ]
     return Table(
-        "restarts (orders the previous run left in doubt, and what they turned out to be)",
-        ("time", "in_doubt", "resolved", "fills_found", "positions adopted", "note"),
+        "restarts (orders the previous run left in doubt, what they turned out to be, and the "
+        "fills while the bot was down counted to the day's loss)",
+        ("time", "in_doubt", "resolved", "fills_found", "while down", "positions adopted", "note"),
         out,
     )
+
+
+def _while_down(record: dict[str, Any]) -> str:
+    if "fills_while_down" not in record:
+        return ""  # written before the bot counted them
+    return f"{record['fills_while_down']} fills, net {record.get('net_while_down', '?')}"
 
 
 QUESTIONS: dict[str, tuple[Callable[[sqlite3.Connection, int], Table], str]] = {

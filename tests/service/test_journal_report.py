@@ -155,6 +155,19 @@ def test_rejects_by_reason_corrections_and_hard_stops(journal: Journal) -> None:
     assert stop["reason"] == "daily loss $51 reached limit $50"
 
 
+def test_restarts_say_what_was_counted_while_the_bot_was_down(journal: Journal) -> None:
+    journal.note(
+        "restart",
+        "",
+        {"in_doubt": 0, "resolved": {}, "fills_found": 0, "fills_while_down": 1, "net_while_down": "-30.75"},
+    )
+    journal.note("restart", "", {"in_doubt": 0, "resolved": {}, "fills_found": 0})  # an older bot's
+    journal.flush()
+    new, old = rows(answer(journal.path, "restarts", as_csv=True))[-2:]
+    assert new["while down"] == "1 fills, net -30.75"
+    assert old["while down"] == ""
+
+
 def test_fills_table_and_limit(journal: Journal) -> None:
     text = answer(journal.path, "fills", limit=2)
     lines = text.splitlines()
