@@ -24,8 +24,10 @@ Daily PnL updates are written by `run_hard_stop_persistence` in a worker thread,
 event loop never waits for an fsync; the latch itself is decided in memory first and written at
 once (it happens at most once per run).
 
-Beside the day's PnL the file keeps the running mark: which dex's bot last ran and until when
-it had seen (and counted) every fill. A restart counts the fills after it (`hip3.service.downtime`).
+Beside the day's PnL the file keeps a running mark per dex: until when that dex's bot had seen
+(and counted) every fill. A restart counts the fills after it (`hip3.service.downtime`). Bots of
+other dexes sharing the file keep each other's marks (a mark only moves forward; a re-read file
+adds the others' newer ones).
 
 Several processes may share one state file (one per dex on the same account): `latched` re-reads
 the file when its stat signature changed, so a latch written by another process blocks entries
@@ -110,9 +112,9 @@ class HardStop:
         self.latched_wall: str | None = None  # ISO-8601 UTC, survives restarts
         self.pnl_day: date | None = None
         self.daily_net_pnl = Decimal(0)
-        #: (dex, wall-clock ms): the last time the bot of that dex was running with its fills in
+        #: dex -> wall-clock ms: the last time the bot of that dex was running with its fills in
         #: sync; fills after it were not counted (a restart counts them).
-        self.running: tuple[str, int] | None = None
+        self.running: dict[str, int] = {}
         self._rejects: deque[float] = deque()
         self._flatten_failures: dict[str, int] = {}
         #: False while the latest state (above all a latch) has not reached the disk.
@@ -176,10 +178,10 @@ class HardStop:
             self.latched_wall = str(data.get("latched_wall") or "") or None
         running = data.get("running")
         if running is not None:
-            dex, ms = (running.get("dex"), running.get("ms")) if isinstance(running, dict) else (None, None)
-            if not isinstance(dex, str) or type(ms) is not int or ms < 0:
-                raise ValueError(f"running: expected {{dex: string, ms: integer}}, got {running!r}")
-            self.running = (dex, ms)
+            marks = _running_marks(running)
+            if marks is None:
+                raise ValueError(f"running: expected {{dex: milliseconds, ...}}, got {running!r}")
+            self.running = marks
         daily = data.get("daily")
         if daily is None:
             return
@@ -226,6 +228,11 @@ class HardStop:
             data = json.loads(self.params.state_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return  # a file being replaced; the next look sees the new one
+        if isinstance(data, dict):
+            # Other dexes' bots on the same file: keep their newer marks when writing ours.
+            for dex, ms in (_running_marks(data.get("running")) or {}).items():
+                if ms > self.running.get(dex, -1):
+                    self.running[dex] = ms
         if isinstance(data, dict) and data.get("latched") is True:
             self.reason = str(data.get("reason") or "unknown (latched by another process)")
             self.latched_wall = str(data.get("latched_wall") or "") or None
@@ -279,15 +286,12 @@ class HardStop:
 
     def mark_running(self, dex: str, wall_ms: int) -> None:
         """The bot of `dex` is running and has seen (and counted) every fill up to `wall_ms`."""
-        self.running = (dex, wall_ms)
+        self.running[dex] = wall_ms
         self._persist_soon()
 
     def last_running_ms(self, dex: str) -> int | None:
-        """When the bot of `dex` last marked itself running; None when unknown or when another
-        dex's bot sharing this file wrote last (it keeps one mark)."""
-        if self.running is None or self.running[0] != dex:
-            return None
-        return self.running[1]
+        """When the bot of `dex` last marked itself running; None when unknown."""
+        return self.running.get(dex)
 
     def record_reject(self, message: str, now: float) -> bool:
         """Count a non-benign order reject at trio time `now`; benign ones are ignored. A reject
@@ -344,7 +348,7 @@ class HardStop:
                 "day": self.pnl_day.isoformat() if self.pnl_day else None,
                 "net_pnl": str(self.daily_net_pnl),
             },
-            "running": {"dex": self.running[0], "ms": self.running[1]} if self.running else None,
+            "running": dict(sorted(self.running.items())),
         }
 
     def _persist_soon(self) -> None:
@@ -438,6 +442,15 @@ class HardStop:
 MAX_PNL_USD = Decimal(10) ** 12
 #: Seconds between attempts to write state the disk refused.
 RETRY_SECS = 5.0
+
+
+def _running_marks(value: Any) -> dict[str, int] | None:
+    """The running marks as saved ({dex: ms}); None for anything the bot would not have written."""
+    if not isinstance(value, dict):
+        return None
+    if not all(isinstance(d, str) and type(ms) is int and ms >= 0 for d, ms in value.items()):
+        return None
+    return dict(value)
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:

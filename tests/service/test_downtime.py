@@ -83,7 +83,7 @@ async def test_a_liquidation_while_down_counts_its_closed_pnl_and_fee(
     # persisted at once, with the new running mark: a crash now neither loses nor repeats them
     saved = json.loads(stop.params.state_file.read_text())
     assert saved["daily"]["net_pnl"] == str(D("-36.75"))
-    assert saved["running"] == {"dex": "xyz", "ms": NOW}
+    assert saved["running"] == {"xyz": NOW}
     # and journaled, so a later restart knows the bot has counted them
     assert journal.fills_not_journaled(list(info.fills)) == []
 
@@ -132,7 +132,7 @@ async def test_a_fill_from_yesterday_is_not_counted(stop: HardStop, journal: Jou
 
 
 async def test_other_markets_and_another_dexs_mark_are_not_ours(stop: HardStop, journal: Journal) -> None:
-    stop.mark_running("abc", NOW - 1000)  # another dex's bot sharing the state file wrote last
+    stop.mark_running("abc", NOW - 1000)  # another dex's bot sharing the state file: not our mark
     info = PagedFills(
         [
             liquidation(1, MIDNIGHT + 1000, coin="abc:OTHER"),
@@ -207,7 +207,7 @@ async def test_the_running_mark_moves_only_while_every_fill_is_seen(
             await trio.sleep(10)
             assert stop.last_running_ms("xyz") == NOW + 90_000
             nursery.cancel_scope.cancel()
-    assert json.loads(stop.params.state_file.read_text())["running"] == {"dex": "xyz", "ms": NOW + 90_000}
+    assert json.loads(stop.params.state_file.read_text())["running"] == {"xyz": NOW + 90_000}
 
 
 class Views:

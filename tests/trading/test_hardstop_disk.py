@@ -75,9 +75,9 @@ def test_non_finite_or_absurd_daily_pnl_loads_latched(tmp_path: Path, net_pnl: A
         {"latched": False, "daily": "today"},
         {"latched": False, "daily": {"day": 20261124, "net_pnl": "0"}},
         {"latched": True, "reason": None},  # latched stays latched, whatever else is missing
-        {"latched": False, "running": {"dex": "xyz", "ms": "1767225600000"}},
-        {"latched": False, "running": {"dex": "xyz", "ms": -1}},
-        {"latched": False, "running": {"ms": 1767225600000}},
+        {"latched": False, "running": {"xyz": "1767225600000"}},
+        {"latched": False, "running": {"xyz": -1}},
+        {"latched": False, "running": {"xyz": 1.5e12}},
         {"latched": False, "running": 1767225600000},
     ],
 )
@@ -104,11 +104,21 @@ def test_the_running_mark_survives_a_restart_and_belongs_to_its_dex(tmp_path: Pa
     again = HardStop.load(p)
     assert not again.latched
     assert again.last_running_ms("xyz") == 1_767_225_600_000
-    assert again.last_running_ms("abc") is None  # another dex's bot on the same file: not its mark
+    assert again.last_running_ms("abc") is None  # no mark of another dex's bot
     # files written before the mark existed load as before
     write_state(p.state_file)
     old = HardStop.load(p)
     assert not old.latched and old.last_running_ms("xyz") is None
+
+
+def test_bots_of_two_dexes_on_one_state_file_keep_each_others_running_marks(tmp_path: Path) -> None:
+    p = params(tmp_path)
+    xyz, abc = HardStop.load(p), HardStop.load(p)
+    xyz.mark_running("xyz", 1_000)
+    abc.mark_running("abc", 2_000)  # re-reads the file first: keeps xyz's mark
+    xyz.mark_running("xyz", 3_000)
+    restarted = HardStop.load(p)
+    assert (restarted.last_running_ms("xyz"), restarted.last_running_ms("abc")) == (3_000, 2_000)
 
 
 # ---------------------------------------------------------------------------------------------
