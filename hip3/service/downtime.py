@@ -4,7 +4,7 @@ The hard stop learns PnL from the fills the running bot sees. A liquidation or a
 between a crash and the restart is only visible afterwards as a smaller position, which the
 restart adopts: without this its loss would never reach the daily-loss limit.
 
-The window runs from the later of today's UTC midnight and the bot's last running mark (kept in
+The window runs from the later of today's UTC midnight and the dex's last running mark (kept in
 the hard-stop state file beside the daily PnL it belongs to; that file is always written in
 trading mode, the journal can be turned off) to now. With a journal the window reaches
 `OVERLAP_MS` further back (exchange vs local clock, fills in flight at the mark) and every fill
@@ -13,6 +13,9 @@ daily total. Without one there is nothing to tell those apart, so the window sta
 
 Counted fills are written to the hard stop (at once, with the new mark) before they are
 journaled: a crash between the two counts them twice next time rather than never.
+
+A fill between this query and the userFills subscription comes only in the subscription's
+snapshot (history, which the tracker ignores): `count_history_after_the_query` counts those.
 
 A window that cannot be read in full is unknown, never "no fill": `DowntimeFillsUnknown`, and
 the app does not start (exit 1, systemd retries).
