@@ -154,14 +154,15 @@ class SignalScanner:
         if not verdict.ok:
             self.stats.blocked[verdict.gate or "?"] += 1
             self.stats.blocked_by_market[(market, verdict.gate or "?")] += 1
-            # The oracle's direction is history the detector needs once the gate opens again. In a
-            # session where the oracle follows the book their gap is no structure: not sampled.
+            # The oracle's direction is history the detector needs once the gate opens again. The
+            # book's gap to an oracle that follows the book (a session) or is not trusted (the
+            # sanity bound) is no structure: not sampled.
             self.detector_states[market] = observe_oracle(
                 state,
                 self.detector_states[market],
                 self.detector_params,
                 now,
-                sample_gap=session.blocked_by is None,
+                sample_gap=session.blocked_by is None and verdict.gate != "oracle_sanity",
             )
             return None
         signal, self.detector_states[market] = evaluate(

@@ -98,3 +98,30 @@ def test_the_edge_ceiling_bounds_the_edge_measured_from_where_the_book_settles()
     cells.update_ctx(HOOD, AssetCtx("xyz:HOOD", D("100.03"), D("100.03"), D("100.30"), D(5), D(0)), 1012.0)
     assert scanner.scan(cells, {HOOD}, 1012.0) == []
     assert scanner.gate_log.blocked_markets() == {HOOD: "oracle_sanity"}
+
+
+def test_an_oracle_the_sanity_bound_distrusts_does_not_become_the_baseline() -> None:
+    # A quiet book on its oracle for 100 s; then the deployer publishes an oracle 3 % low for 200 s
+    # (the mark stays with the book, so the sanity bound blocks: oracle not trusted). When the
+    # oracle is right again the book is where it always was. Sampled, the wrong oracle would be
+    # two thirds of the window: a +300 bps "structural gap", and the book sitting on the oracle a
+    # 300 bps buy edge (under this market's 500 bps ceiling).
+    scanner = SignalScanner(
+        SPECS,
+        DetectorParams(baseline_warmup_secs=5.0),
+        GateParams(max_edge_bps=D(500), max_oracle_mark_bps=D(200)),
+        max_notional=D(100),
+    )
+    cells = MarketCells(SPECS)
+    book = Bbo("xyz:HOOD", 1, BookLevel(D("99.98"), D(5), 1), BookLevel(D("100.02"), D(5), 1))
+    signals = []
+    for second in range(320):
+        now = 1000.0 + second
+        oracle = D(97) if 100 <= second < 300 else D(100)
+        oracle += D("0.001") * (second % 2)
+        cells.update_bbo(HOOD, book, now)
+        cells.update_ctx(HOOD, AssetCtx("xyz:HOOD", oracle, D(100), D(100), D(5), D(0)), now)
+        signals += scanner.scan(cells, {HOOD}, now)
+    assert signals == []
+    gap = scanner.structural_gap_bps(HOOD, 1320.0)
+    assert gap is not None and abs(gap) < 1
