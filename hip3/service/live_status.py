@@ -22,6 +22,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from hip3.core import Side
+from hip3.strategy.entry import edge_above_baseline
+
 if TYPE_CHECKING:
     from hip3.service.app import Bot
 
@@ -61,18 +64,15 @@ class StatusSnapshot:
 def edge_bps(
     bid: Decimal | None, ask: Decimal | None, oracle: Decimal | None, gap_bps: Decimal | None = None
 ) -> Decimal | None:
-    """The better side's edge, measured as the bot does: from where the book settles (the oracle
-    shifted by the market's structural gap `gap_bps`; the oracle itself while it is unknown)."""
+    """The better side's edge, measured as the bot's entry rule does: against the oracle, less the
+    part of the market's structural gap `gap_bps` that works against that side (None: unknown)."""
     if oracle is None or oracle <= 0:
-        return None
-    fair = oracle * (1 + gap_bps / BPS) if gap_bps is not None else oracle
-    if fair <= 0:
         return None
     sides = []
     if ask is not None:
-        sides.append((fair - ask) / fair * BPS)
+        sides.append(edge_above_baseline(Side.BUY, (oracle - ask) / oracle * BPS, gap_bps))
     if bid is not None:
-        sides.append((bid - fair) / fair * BPS)
+        sides.append(edge_above_baseline(Side.SELL, (bid - oracle) / oracle * BPS, gap_bps))
     return max(sides).quantize(Decimal("0.1")) if sides else None
 
 

@@ -241,10 +241,11 @@ def worst_price(
     side: Side, oracle: Decimal, break_even_bps: Decimal, baseline_bps: Decimal | None
 ) -> Decimal:
     """The last price at which taking still pays the round trip (the IOC limit never goes past it):
-    the break-even distance from where the book settles (the oracle shifted by the structural gap)."""
+    the break-even distance from the oracle, widened by a structural gap that works against the
+    trade (never narrowed by one that would help it, as `edge_above_baseline`)."""
     structural = Decimal(0)
     if baseline_bps is not None:
-        structural = baseline_bps if side is Side.SELL else -baseline_bps
+        structural = max(Decimal(0), baseline_bps if side is Side.SELL else -baseline_bps)
     if side is Side.BUY:
         return oracle * (1 - (break_even_bps + structural) / BPS)
     return oracle * (1 + (break_even_bps + structural) / BPS)

@@ -168,15 +168,18 @@ def signed_gap_bps(oracle: Decimal, mid: Decimal) -> Decimal:
 
 
 def edge_above_baseline(side: Side, raw_edge_bps: Decimal, baseline_gap_bps: Decimal | None) -> Decimal:
-    """The edge against where the market's book settles: the oracle shifted by its structural gap.
+    """The edge left after the market's structural gap.
 
     A book that always sits 30 bps above the oracle makes every bid look like a sell edge: those
-    30 bps are taken off. The same book's ask 10 bps above the oracle is 20 bps below where it
-    settles: a buy edge of 20 (the exits judge "caught up" against the same place).
+    30 bps are taken off. The gap is never added to an edge: an ask above the oracle but under
+    where the book has been sitting is not bought. A book can lead a slow oracle for minutes; when
+    the oracle catches up in one step, that "usual place" is gone and such a buy rides to the
+    time stop.
     """
     if baseline_gap_bps is None:
         return raw_edge_bps
-    return raw_edge_bps - (baseline_gap_bps if side is Side.SELL else -baseline_gap_bps)
+    structural = baseline_gap_bps if side is Side.SELL else -baseline_gap_bps
+    return raw_edge_bps - max(Decimal(0), structural)
 
 
 def brackets(bid: Decimal, ask: Decimal, fair: Decimal) -> bool:

@@ -109,22 +109,27 @@ def exit_reason(
 ) -> str | None:
     """Why this position should be closed now, or None.
 
-    "Caught up" is measured against where the market's book settles: the oracle shifted by its
-    structural gap `gap_bps` (the detector's baseline; None = the oracle itself).
+    "Caught up" means the book is back near the oracle or near where the market's book settles
+    (the oracle shifted by its structural gap `gap_bps`, the detector's baseline; None = unknown),
+    whichever it reaches first: a HOOD short (book +30 bps) closes near oracle + 30 instead of
+    waiting for the time stop, and no position waits for a "usual place" that may be gone.
     """
     held = now - position.opened_at
     if params.time_stop_secs > 0 and held >= params.time_stop_secs:
         return "time_stop"
     if held < params.min_holding_secs or ctx is None or bbo is None or ctx.oracle_px <= 0:
         return None
-    fair = ctx.oracle_px * (1 + gap_bps / BPS) if gap_bps is not None else ctx.oracle_px
-    band = fair * params.mark_regression_bps / BPS
+    oracle = ctx.oracle_px
+    settled = oracle * (1 + gap_bps / BPS) if gap_bps is not None else oracle
     if position.size > 0:
-        # Long: the bid we sell into is back near fair value.
-        if bbo.bid is not None and bbo.bid.px >= fair - band:
+        # Long: the bid we sell into is back near the lower of the two.
+        target = min(oracle, settled)
+        if bbo.bid is not None and bbo.bid.px >= target - target * params.mark_regression_bps / BPS:
             return "mark_regression"
-    elif bbo.ask is not None and bbo.ask.px <= fair + band:
-        return "mark_regression"
+    else:
+        target = max(oracle, settled)
+        if bbo.ask is not None and bbo.ask.px <= target + target * params.mark_regression_bps / BPS:
+            return "mark_regression"
     return None
 
 

@@ -339,17 +339,17 @@ def test_a_quote_under_where_its_book_settles_is_stale_for_the_pull_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A book living 30 bps above its oracle (100.28 / 100.32 over 100) for 12 s: the baseline
-    # measures +30. The oracle then rises to 100.25; the ask 100.32 is above the oracle but 23 bps
-    # under where the book settles (100.55): the bot buys it as stale, and a stale quote is what the
-    # makers pull first. With pull probability 1 it must be gone, as for any other stale quote.
+    # measures +30. The oracle then falls to 99.75: the bid 100.28 is 23 bps above where the book
+    # settles (100.05): the bot sells it as stale, and a stale quote is what the makers pull
+    # first. With pull probability 1 it must be gone, as for any other stale quote.
     path = tmp_path / "baseline.toml"
     path.write_text(CONFIG.replace("baseline_warmup_secs = 0", "baseline_warmup_secs = 5"))
     lines = []
     for second in range(13):
         lines.append(ctx(T0 + 1000 * second, "AAA", "100.001" if second % 2 else "100"))
         if second == 0:
-            lines.append(bbo(T0 + 10, "AAA", ("100.28", "1"), ("100.32", "0.3")))
-    lines.append(ctx(T0 + 13_000, "AAA", "100.25"))
+            lines.append(bbo(T0 + 10, "AAA", ("100.28", "0.3"), ("100.32", "1")))
+    lines.append(ctx(T0 + 13_000, "AAA", "99.75"))
     rec = write(tmp_path / "r.jsonl.gz", lines)
     journal = tmp_path / "j.sqlite3"
     out = run(capsys, str(rec), "--config", str(path), "--journal", str(journal), "--pull-probability", "1")

@@ -121,13 +121,13 @@ def test_live_status_only_for_a_terminal_reading_text(monkeypatch: object) -> No
 
 
 def test_the_edge_shown_is_measured_from_where_the_book_settles() -> None:
-    # A HOOD-like book living 30 bps above its oracle: bid 100.28 is no 28 bps sell edge, it sits
-    # 2 bps under its usual place; the bot measures from there, and the status must show the same.
-    # Fair 100.30: the bid is 0.02 under it and the ask 0.02 over, 2.0 bps either way.
+    # A HOOD-like book living 30 bps above its oracle: bid 100.28 is no 28 bps sell edge: the
+    # entry rule takes the 30 bps off (28 − 30 = −2); the ask 32 bps over the oracle is −32.
     assert edge_bps(D("100.28"), D("100.32"), D("100"), D(30)) == D("-2.0")
     bot = fake_bot()
     bot.scanner.structural_gap_bps = lambda market, now: D(-50) if market == TSLA else None
     rows = {r.market: r for r in snapshot(bot, now=5.0).markets}  # type: ignore[arg-type]
-    # TSLA's book lives 50 bps under its oracle 100.5 (at 99.9975): the ask 100.0 is 0.25 bps over
-    # it (not the 49.8 bps buy edge against the oracle alone); GOLD has no gap known and no oracle.
-    assert rows["xyz:TSLA"].edge_bps == D("-0.3")
+    # TSLA's book lives 50 bps under its oracle 100.5: the ask 100.0 is 0.5 / 100.5 = 49.75 bps
+    # under the oracle, all of it the gap (49.75 − 50 = −0.25, shown −0.2), not a 49.8 bps buy
+    # edge; GOLD has no gap known and no oracle.
+    assert rows["xyz:TSLA"].edge_bps == D("-0.2")

@@ -249,8 +249,7 @@ def test_entries_wait_for_the_baseline_to_warm_up() -> None:
 
 def test_worst_price_adds_the_structural_gap() -> None:
     assert worst_price(Side.SELL, D(100), D(5), D(30)) == D("100.35")
-    # A buy pays up to 5 bps under where the book settles: 30 bps above the oracle.
-    assert worst_price(Side.BUY, D(100), D(5), D(30)) == D("100.25")
+    assert worst_price(Side.BUY, D(100), D(5), D(30)) == D("99.95")  # a gap above does not help a buy
     assert worst_price(Side.BUY, D(100), D(5), D(-30)) == D("99.65")
 
 
@@ -634,10 +633,9 @@ def test_a_lagging_book_in_a_trend_is_not_a_structural_gap(gap_bps: int) -> None
     params = attrs.evolve(PLAIN, baseline_warmup_secs=5.0)
     ds, t = _trend(params, gap_bps=gap_bps)
     assert ds.gap.value is not None and abs(ds.gap.value - gap_bps) < D("0.5")
-    # So the next stale ask of the trend trades at its full edge: 12 bps under where the book
-    # settles, against a 7 bps round trip.
+    # So the next stale ask of the trend trades at its full edge: 12 bps against a 7 bps round trip.
     oracle = D(100) * D("1.001") ** 20
-    ask = oracle * (1 + D(gap_bps) / 10_000) * (1 - D(12) / 10_000)
+    ask = oracle * (1 - D(12) / 10_000)
     signal, _ = evaluate(
         state(str(oracle), str(ask * D("0.9996")), str(ask), changed_at=t),
         ds,
@@ -706,3 +704,25 @@ def test_the_warm_up_needs_three_samples_so_one_lagging_book_is_not_half_the_bas
     assert ds.warming_up(7.0, params) is None
     baseline = ds.baseline_bps(7.0, params)
     assert baseline is not None and abs(baseline) < D("0.1")
+
+
+def test_a_book_that_led_a_slow_oracle_is_not_bought_when_the_oracle_catches_up() -> None:
+    # For a minute the book sits 30 bps above a slow oracle (it leads it: the baseline learns +30).
+    # Then the oracle catches up in one step. The ask is now 2 bps above the oracle: "28 bps under
+    # where the book has been sitting", but that place is gone; the gap is never added to an edge.
+    params = attrs.evolve(PLAIN, baseline_warmup_secs=5.0)
+    ds = DetectorMarketState()
+    for t in range(60):
+        oracle = "100.001" if t % 2 else "100"
+        ds = observe_oracle(state(oracle, "100.28", "100.32", changed_at=float(t)), ds, params, float(t))
+    assert ds.gap.value is not None and abs(ds.gap.value - 30) < D("0.2")
+    signal, _ = evaluate(
+        state("100.30", "100.28", "100.32", changed_at=60.0),
+        ds,
+        TSLA_SPEC,
+        params,
+        60.0,
+        max_notional=BIG_CAP,
+        taker_fee_bps=FEE,
+    )
+    assert signal is None

@@ -81,10 +81,12 @@ def test_edge_above_a_structural_gap() -> None:
     assert gap == D(30)
     assert edge_above_baseline(Side.SELL, D(28), gap) == D(-2)
     assert edge_above_baseline(Side.SELL, D(45), gap) == D(15)
-    # The same book's ask 10 bps above the oracle is 20 bps below where it settles: a buy edge.
-    assert edge_above_baseline(Side.BUY, D(-10), gap) == D(20)
+    # The gap is never added: the same book's ask 10 bps above the oracle is no buy edge, though it
+    # is 20 bps under where the book has been sitting (that place may be gone: see the docstring).
+    assert edge_above_baseline(Side.BUY, D(-10), gap) == D(-10)
+    assert edge_above_baseline(Side.BUY, D(10), gap) == D(10)
     assert edge_above_baseline(Side.BUY, D(10), D(-5)) == D(5)
-    assert edge_above_baseline(Side.SELL, D(10), D(-5)) == D(15)
+    assert edge_above_baseline(Side.SELL, D(10), D(-5)) == D(10)
     assert edge_above_baseline(Side.BUY, D(10), None) == D(10)
 
 

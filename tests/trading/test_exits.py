@@ -83,12 +83,18 @@ def test_caught_up_means_back_at_the_markets_structural_place() -> None:
     oracle, settled = ctx(TSLA, "100"), bbo(TSLA, "100.28", "100.32")
     assert exit_reason(pos("-1"), settled, oracle, 2, PARAMS) is None
     assert exit_reason(pos("-1"), settled, oracle, 2, PARAMS, gap_bps=D(30)) == "mark_regression"
-    # A long bought below that place waits until the bid is back within 5 bps of it (100.25).
-    assert exit_reason(pos("1"), bbo(TSLA, "100.24", "100.3"), oracle, 2, PARAMS, gap_bps=D(30)) is None
+    # Whichever place the book reaches first: a long on the same book closes with the bid back
+    # within 5 bps of the oracle (99.95), the nearer of the two; it does not wait for +30 bps.
+    assert exit_reason(pos("1"), bbo(TSLA, "99.94", "100.3"), oracle, 2, PARAMS, gap_bps=D(30)) is None
     assert (
-        exit_reason(pos("1"), bbo(TSLA, "100.25", "100.3"), oracle, 2, PARAMS, gap_bps=D(30))
+        exit_reason(pos("1"), bbo(TSLA, "99.95", "100.3"), oracle, 2, PARAMS, gap_bps=D(30))
         == "mark_regression"
     )
+    # A book that settles 30 bps below the oracle: a long closes near oracle − 30 (99.70 − 5 bps).
+    assert exit_reason(pos("1"), bbo(TSLA, "99.66", "99.8"), oracle, 2, PARAMS, gap_bps=D(-30)) == (
+        "mark_regression"
+    )
+    assert exit_reason(pos("1"), bbo(TSLA, "99.64", "99.8"), oracle, 2, PARAMS, gap_bps=D(-30)) is None
 
 
 async def test_the_exit_task_measures_against_the_structural_gap_it_is_given(autojump_clock: Any) -> None:
