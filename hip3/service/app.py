@@ -50,7 +50,7 @@ from hip3.service.instance_lock import InstanceLocked, instance_lock
 from hip3.service.journal import Journal, JournalUnusable, prepare_journal
 from hip3.service.keys import KeyLoadError, SecretKey, load_signing_key
 from hip3.service.metrics import bot_registry, run_loop_lag_probe, serve_metrics
-from hip3.service.recovery import Recovered, RecoveryFailed, count_in_daily_loss, settle_orders_in_doubt
+from hip3.service.recovery import Recovered, RecoveryFailed, count_then_journal, settle_orders_in_doubt
 from hip3.service.sdnotify import Notifier, notifier_from_env, run_service_notify, watchdog_interval
 from hip3.strategy.accounting import EdgeLedger
 from hip3.strategy.fees import TIER0_FEES, FeeTable
@@ -608,7 +608,7 @@ async def _settle_previous_run(bot: Bot, info: InfoClient, user: str) -> Recover
     except RecoveryFailed as exc:
         log.error("%s; not trading", exc)
         return None
-    count_in_daily_loss(recovered.new_fills, bot.hard_stop)
+    count_then_journal(recovered.new_fills, bot.hard_stop, bot.journal)
     return recovered
 
 

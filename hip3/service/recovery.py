@@ -5,9 +5,9 @@ after orphaned resting orders are cancelled and before positions are read from t
 every recent order without a final outcome is looked up by its cloid (orderStatus), never sent
 again: a final status settles it; "unknownOid" settles it as never executed once enough time
 has passed since it was written that it can no longer be on its way. Orders that filled have
-their fills fetched (userFillsByTime) into the journal, and the realized PnL and fees of fills
-the journal did not have yet go to the hard stop's daily loss. Only then are positions adopted,
-so they include whatever those orders did.
+their fills fetched (userFillsByTime); the realized PnL and fees of those the journal does not
+hold yet go to the hard stop's daily loss, on disk, and only then into the journal
+(`count_then_journal`). Only then are positions adopted, so they include whatever those orders did.
 
 If an order cannot be settled within the time allowed (the exchange does not answer), the start
 fails (exit 1, systemd retries) rather than trading with an order of unknown fate.
@@ -46,6 +46,8 @@ class OrderLookup(Protocol):
 
 class PnlSink(Protocol):
     def record_pnl(self, realized: Decimal, fees: Decimal, day: date, now: float | None = None) -> bool: ...
+
+    def flush(self) -> None: ...
 
 
 @attrs.frozen
@@ -144,7 +146,8 @@ async def _status(info: OrderLookup, user: str, cloid: str) -> OrderStatusResult
 async def _fetch_fills(
     journal: Journal, info: OrderLookup, user: str, orders: list[SentOrder]
 ) -> tuple[list[Fill], tuple[str, ...]]:
-    """The new fills of `orders`, journaled; and the cloids whose fills may be missing from them."""
+    """The fills of `orders` the journal does not hold yet (not journaled here: see
+    `count_then_journal`); and the cloids whose fills may be missing from them."""
     cloids = {o.cloid for o in orders}
     since = min(o.sent_ms for o in orders) - FILL_WINDOW_MARGIN_MS
 
@@ -165,7 +168,16 @@ async def _fetch_fills(
             ", ".join(unknown),
             len(mine),
         )
-    return journal.add_fills(mine), unknown
+    return journal.fills_not_journaled(mine), unknown
+
+
+def count_then_journal(fills: list[Fill], hard_stop: PnlSink, journal: Journal) -> None:
+    """Count the fills the previous run never saw into the day's loss, on disk, and only then
+    journal them. The next start skips fills the journal holds, so the other order would lose them
+    for good to a kill between the two; this one at worst counts them twice."""
+    count_in_daily_loss(fills, hard_stop)
+    hard_stop.flush()
+    journal.add_fills(fills)
 
 
 def count_in_daily_loss(fills: list[Fill], hard_stop: PnlSink) -> None:

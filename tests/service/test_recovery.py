@@ -15,7 +15,12 @@ from hip3.core import Cloid, MarketKey, Side
 from hip3.hyperliquid.events import Fill, OrderStatusResult, OrderUpdate, OrderUpdates
 from hip3.hyperliquid.info import InfoError
 from hip3.service.journal import Journal, prepare_journal
-from hip3.service.recovery import RecoveryFailed, count_in_daily_loss, settle_orders_in_doubt
+from hip3.service.recovery import (
+    RecoveryFailed,
+    count_in_daily_loss,
+    count_then_journal,
+    settle_orders_in_doubt,
+)
 from tests.fakes.paged_fills import PagedFills, account_fill, busy_account
 
 D = Decimal
@@ -85,15 +90,24 @@ def sent(journal: Journal, at_ms: int, *, reduce_only: bool = False) -> Cloid:
 
 
 class DailyLoss:
-    def __init__(self) -> None:
+    """The hard stop's day total; `flush` notes how many fills the journal held at that moment."""
+
+    def __init__(self, journal: Journal | None = None) -> None:
         self.recorded: list[tuple[Decimal, Decimal, date]] = []
+        self.journal = journal
+        self.fills_journaled_at_flush: list[int] = []
 
     def record_pnl(self, realized: Decimal, fees: Decimal, day: date, now: float | None = None) -> bool:
         self.recorded.append((realized, fees, day))
         return False
 
+    def flush(self) -> None:
+        if self.journal is not None:
+            count = self.journal.connection().execute("SELECT COUNT(*) FROM fills").fetchone()[0]
+            self.fills_journaled_at_flush.append(count)
 
-async def test_a_filled_order_in_doubt_is_settled_and_its_fills_journaled(
+
+async def test_a_filled_order_in_doubt_is_settled_and_its_fills_counted_before_they_are_journaled(
     journal: Journal, autojump_clock: Any
 ) -> None:
     ex = Exchange()
@@ -105,11 +119,14 @@ async def test_a_filled_order_in_doubt_is_settled_and_its_fills_journaled(
     assert [f.tid for f in got.new_fills] == [1]
     assert ex.fill_queries == [NOW - 30_000 - 60_000]
     assert journal.orders_in_doubt(600_000) == []  # settled for good: a second restart asks nothing
+    # Not journaled yet: the journal is what the next start skips, so the day's loss comes first.
+    assert journal.connection().execute("SELECT cloid, tid FROM fills").fetchall() == []
+    loss = DailyLoss(journal)
+    count_then_journal(got.new_fills, loss, journal)
+    assert loss.recorded == [(D("-0.5"), D("0.02"), date(2026, 1, 1))]
+    assert loss.fills_journaled_at_flush == [0]  # on disk before the journal says "seen"
     rows = journal.connection().execute("SELECT cloid, tid FROM fills").fetchall()
     assert rows == [(str(filled), 1)]
-    loss = DailyLoss()
-    count_in_daily_loss(got.new_fills, loss)
-    assert loss.recorded == [(D("-0.5"), D("0.02"), date(2026, 1, 1))]
 
 
 async def test_unknown_right_after_it_was_written_is_asked_again_until_the_grace_passed(
