@@ -36,6 +36,7 @@ from hip3.clock import wall_clock_ms
 from hip3.hyperliquid.events import Fill
 from hip3.hyperliquid.fills_window import fetch_fills_window
 from hip3.service.journal import Journal
+from hip3.service.recovery import count_then_journal
 from hip3.trading.hardstop import HardStop
 
 log = logging.getLogger(__name__)
@@ -107,13 +108,8 @@ async def count_fills_while_down(
     new = journal.fills_not_journaled(ours) if journal is not None else ours
     realized = sum((f.closed_pnl for f in new), Decimal(0))
     fees = sum((f.fee for f in new), Decimal(0))
-    if new:
-        day = datetime.fromtimestamp(end / 1000, UTC).date()
-        hard_stop.record_pnl(realized, fees, day, trio.current_time())
     hard_stop.mark_running(dex, end)
-    hard_stop.flush()  # on disk before the journal says "seen"
-    if journal is not None and new:
-        journal.add_fills(new)
+    count_then_journal(new, hard_stop, journal, trio.current_time())
     log.log(
         logging.WARNING if new else logging.INFO,
         "while down: %d fills, realized %s, fees %s, counted to today's loss (fills of %s since %s; "

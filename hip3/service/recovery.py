@@ -171,17 +171,18 @@ async def _fetch_fills(
     return journal.fills_not_journaled(mine), unknown
 
 
-def count_then_journal(fills: list[Fill], hard_stop: PnlSink, journal: Journal) -> None:
-    """Count the fills the previous run never saw into the day's loss, on disk, and only then
-    journal them. The next start skips fills the journal holds, so the other order would lose them
-    for good to a kill between the two; this one at worst counts them twice."""
-    count_in_daily_loss(fills, hard_stop)
+def count_then_journal(
+    fills: list[Fill], hard_stop: PnlSink, journal: Journal | None, now: float | None = None
+) -> None:
+    """Count fills no run has counted yet into the day's loss, put it on disk, and only then
+    journal them. A start skips fills the journal holds, so the other order would lose them for
+    good to a kill between the two; this one at worst counts them twice. Flushes even without
+    fills, so whatever else the caller changed in the hard-stop state is on disk too."""
+    if fills:
+        realized = sum((f.closed_pnl for f in fills), Decimal(0))
+        fees = sum((f.fee for f in fills), Decimal(0))
+        day = datetime.fromtimestamp(max(f.time for f in fills) / 1000, UTC).date()
+        hard_stop.record_pnl(realized, fees, day, now)
     hard_stop.flush()
-    journal.add_fills(fills)
-
-
-def count_in_daily_loss(fills: list[Fill], hard_stop: PnlSink) -> None:
-    """The previous run never saw these fills: their PnL and fees count towards the day's loss."""
-    for f in fills:
-        day = datetime.fromtimestamp(f.time / 1000, UTC).date()
-        hard_stop.record_pnl(f.closed_pnl, f.fee, day)
+    if journal is not None and fills:
+        journal.add_fills(fills)

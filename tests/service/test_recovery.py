@@ -17,7 +17,6 @@ from hip3.hyperliquid.info import InfoError
 from hip3.service.journal import Journal, prepare_journal
 from hip3.service.recovery import (
     RecoveryFailed,
-    count_in_daily_loss,
     count_then_journal,
     settle_orders_in_doubt,
 )
@@ -194,7 +193,7 @@ async def test_fills_of_an_order_in_doubt_beyond_the_first_page_are_found(
     assert got.fills_unknown == ()
     assert len(ex.fill_queries) == 3 and ex.fill_queries[0] == NOW - 90_000
     loss = DailyLoss()
-    count_in_daily_loss(got.new_fills, loss)
+    count_then_journal(got.new_fills, loss, journal)
     assert [realized for realized, _, _ in loss.recorded] == [D("-0.5")]
 
 
