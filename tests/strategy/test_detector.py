@@ -661,6 +661,15 @@ def test_oracle_spikes_the_book_ignores_do_not_move_the_baseline() -> None:
     assert ds.gap.value is not None and abs(ds.gap.value) < D("0.5")
 
 
+def watched_for_a_minute(bid: str, ask: str, params: DetectorParams) -> DetectorMarketState:
+    """A book that stays at `bid` / `ask` for 60 s while the oracle ticks between 100 and 100.001."""
+    ds = DetectorMarketState()
+    for t in range(60):
+        oracle = "100.001" if t % 2 else "100"
+        ds = observe_oracle(state(oracle, bid, ask, changed_at=float(t)), ds, params, float(t))
+    return ds
+
+
 def test_after_a_stuck_oracle_the_baseline_warms_up_again_before_entries() -> None:
     # A quiet market (book on the oracle) measured for a minute; then the oracle feed sticks for
     # ten minutes (longer than the baseline window) while the book rises 80 bps, and the oracle
@@ -668,10 +677,7 @@ def test_after_a_stuck_oracle_the_baseline_warms_up_again_before_entries() -> No
     # stuck oracle (+80 bps): alone in the window it would make the baseline +80 and a book sitting
     # right on the oracle a 78 bps "buy edge". The gap must be measured again first.
     params = attrs.evolve(PLAIN, baseline_warmup_secs=5.0)
-    ds = DetectorMarketState()
-    for t in range(60):
-        oracle = "100.001" if t % 2 else "100"
-        ds = observe_oracle(state(oracle, "99.98", "100.02", changed_at=float(t)), ds, params, float(t))
+    ds = watched_for_a_minute("99.98", "100.02", params)
     assert ds.baseline_bps(60.0, params) is not None and abs(ds.baseline_bps(60.0, params) or 0) < 1
     for t in range(60, 660, 10):  # the book drifts up under an oracle that does not move
         ds = observe_oracle(state("100.001", "100.78", "100.82", changed_at=59.0), ds, params, float(t))
@@ -711,10 +717,7 @@ def test_a_book_that_led_a_slow_oracle_is_not_bought_when_the_oracle_catches_up(
     # Then the oracle catches up in one step. The ask is now 2 bps above the oracle: "28 bps under
     # where the book has been sitting", but that place is gone; the gap is never added to an edge.
     params = attrs.evolve(PLAIN, baseline_warmup_secs=5.0)
-    ds = DetectorMarketState()
-    for t in range(60):
-        oracle = "100.001" if t % 2 else "100"
-        ds = observe_oracle(state(oracle, "100.28", "100.32", changed_at=float(t)), ds, params, float(t))
+    ds = watched_for_a_minute("100.28", "100.32", params)
     assert ds.gap.value is not None and abs(ds.gap.value - 30) < D("0.2")
     signal, _ = evaluate(
         state("100.30", "100.28", "100.32", changed_at=60.0),
